@@ -1,0 +1,130 @@
+# Helpers shared by the rules: config validation, target lists, per-job parameters.
+
+import os
+import re
+import sys
+from pathlib import Path
+
+# Jobs import the library from this checkout's src/, so the code that runs is the code of the
+# workflow being run, also inside conda environments.
+_SRC = str(Path(workflow.basedir) / "src")
+if _SRC not in sys.path:
+    sys.path.insert(0, _SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [_SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC]
+)
+
+from robustarch.config import (
+    ConfigError,
+    attack_settings,
+    load_schema,
+    training_settings,
+    validate_config,
+)
+from robustarch.data import DATASETS
+from robustarch.models import list_models
+
+try:
+    _validated = validate_config(
+        config,
+        load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"),
+        known_architectures=list_models(),
+        known_datasets=DATASETS,
+    )
+except ConfigError as exc:
+    raise WorkflowError(str(exc)) from None
+config.clear()
+config.update(_validated)
+
+DATA = config["data_dir"]
+RUN = config["run"]
+RESULTS = "results"
+MODEL_DIR = RESULTS + "/{dataset}/{arch}/{method}"
+PRIMARY = config["report"]["table1_dataset"]
+
+
+wildcard_constraints:
+    dataset="|".join(re.escape(d) for d in DATASETS),
+    arch=r"[A-Za-z0-9]+(?:-[A-Za-z0-9.]+)*",
+    method=r"[a-z0-9_]+(?:-[A-Za-z0-9.+-]+)?",
+    attack=r"[a-z0-9_]+",
+
+
+def attacks_for(method):
+    """The attacks evaluated for a training method (clean first)."""
+    return ["clean"] + list(RUN["attacks"].get(method, []))
+
+
+def outcome_files(wildcards):
+    return {
+        attack: f"{RESULTS}/{wildcards.dataset}/{wildcards.arch}/{wildcards.method}"
+        f"/eval/{attack}.parquet"
+        for attack in attacks_for(wildcards.method)
+    }
+
+
+def summaries(dataset):
+    return [
+        f"{RESULTS}/{dataset}/{arch}/{method}/summary.json"
+        for arch in RUN["architectures"]
+        for method in RUN["methods"]
+    ]
+
+
+def table1_name(dataset):
+    return "table1" if dataset == PRIMARY else f"table1_{dataset}"
+
+
+def all_targets():
+    return [f"{RESULTS}/architectures.csv"] + [
+        f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]
+    ]
+
+
+def archive_input(wildcards):
+    spec = DATASETS[wildcards.dataset]
+    return {} if spec.archive is None else {"archive": f"{DATA}/downloads/{spec.archive}"}
+
+
+def archive_spec(archive):
+    for spec in DATASETS.values():
+        if spec.archive == archive:
+            return spec
+    raise WorkflowError(f"no dataset has an archive named {archive!r}")
+
+
+def train_settings(wildcards):
+    return training_settings(config, wildcards.dataset, wildcards.arch, wildcards.method)
+
+
+def eval_settings(wildcards):
+    if wildcards.attack != "clean" and wildcards.attack not in config["attacks"]:
+        raise WorkflowError(
+            f"unknown attack {wildcards.attack!r}; configured attacks: "
+            f"clean, {', '.join(sorted(config['attacks']))}"
+        )
+    return attack_settings(config, wildcards.attack, wildcards.dataset)
+
+
+def checkpoint_dir(wildcards):
+    return f"checkpoints/{wildcards.dataset}/{wildcards.arch}/{wildcards.method}"
+
+
+def attack_state_path(wildcards):
+    return (
+        f"checkpoints/{wildcards.dataset}/{wildcards.arch}/{wildcards.method}"
+        f"/{wildcards.attack}.state"
+    )
+
+
+def table1_dataset(wildcards):
+    dataset = PRIMARY if wildcards.name == "table1" else wildcards.name[len("table1_"):]
+    if dataset not in RUN["datasets"]:
+        raise WorkflowError(
+            f"results/{wildcards.name}.tex: dataset {dataset!r} is not in run.datasets"
+        )
+    return dataset
+
+
+def table1_summaries(wildcards):
+    return summaries(table1_dataset(wildcards))

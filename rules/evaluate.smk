@@ -1,0 +1,24 @@
+# Evaluate one model under one attack; one row per test sample.
+
+
+rule evaluate:
+    input:
+        model=f"{MODEL_DIR}/model.pt",
+        test=f"{DATA}/{{dataset}}/test.pt",
+    output:
+        outcomes=f"{MODEL_DIR}/eval/{{attack}}.parquet",
+    params:
+        settings=eval_settings,
+        batch_size=config["evaluation"]["batch_size"],
+        num_samples=config["evaluation"]["num_samples"],
+        seed=config["evaluation"]["seed"],
+        state_path=attack_state_path,
+    log:
+        "logs/{dataset}/{arch}/{method}/eval_{attack}.log",
+    benchmark:
+        "benchmarks/{dataset}/{arch}/{method}/eval_{attack}.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    threads: 1
+    script:
+        "../workflow/scripts/evaluate.py"

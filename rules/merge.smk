@@ -1,0 +1,18 @@
+# Per-attack accuracy and the sample-wise worst case of each model.
+
+
+rule merge_outcomes:
+    input:
+        unpack(outcome_files),
+    output:
+        summary=f"{MODEL_DIR}/summary.json",
+    params:
+        worst_case=RUN["worst_case"],
+    log:
+        "logs/{dataset}/{arch}/{method}/merge.log",
+    benchmark:
+        "benchmarks/{dataset}/{arch}/{method}/merge.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    script:
+        "../workflow/scripts/merge_outcomes.py"

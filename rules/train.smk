@@ -1,0 +1,23 @@
+# Train one model per (dataset, architecture, method).
+
+
+rule train:
+    input:
+        train=f"{DATA}/{{dataset}}/train.pt",
+        test=f"{DATA}/{{dataset}}/test.pt",
+    output:
+        model=f"{MODEL_DIR}/model.pt",
+        metrics=f"{MODEL_DIR}/metrics.csv",
+    params:
+        settings=train_settings,
+        # Checkpoints are no declared output: Snakemake deletes a failed job's outputs.
+        checkpoint_dir=checkpoint_dir,
+    log:
+        "logs/{dataset}/{arch}/{method}/train.log",
+    benchmark:
+        "benchmarks/{dataset}/{arch}/{method}/train.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    threads: 1
+    script:
+        "../workflow/scripts/train.py"

@@ -1,0 +1,11 @@
+"""Adversarial attacks: PGD (ℓ∞/ℓ2/ℓ1), exact projections, and a resumable AutoAttack wrapper.
+
+Models take images in [0, 1] (normalization inside the model); the caller sets the model's mode
+(``model.eval()``). pyautoattack is imported only when :func:`autoattack` is called.
+"""
+
+from robustarch.attacks.autoattack import autoattack
+from robustarch.attacks.pgd import pgd
+from robustarch.attacks.projections import project_l1_box, project_l2, project_linf
+
+__all__ = ["pgd", "autoattack", "project_linf", "project_l2", "project_l1_box"]

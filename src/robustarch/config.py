@@ -1,0 +1,213 @@
+"""Configuration: JSON-schema validation with defaults, readable errors, cross-references.
+
+Errors name the key, the bad value and what is allowed, because a typo in a week-long run's
+config must fail at planning time, not silently fall back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+METHODS = ("vanilla", "pgd_linf")
+_FRACTION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message lists every problem found."""
+
+
+def parse_budget(value: float | int | str) -> float:
+    """A number or a fraction string ``"a/b"`` (e.g. ``"8/255"``) as a float."""
+    if isinstance(value, bool):
+        raise ConfigError(f"budget {value!r} must be a number or a fraction 'a/b'")
+    if isinstance(value, int | float):
+        return float(value)
+    match = _FRACTION.match(str(value))
+    if not match:
+        raise ConfigError(f"budget {value!r} must be a number or a fraction 'a/b' such as '8/255'")
+    numerator, denominator = (float(g) for g in match.groups())
+    if denominator == 0:
+        raise ConfigError(f"budget {value!r} divides by zero")
+    return numerator / denominator
+
+
+def _validator_with_defaults(schema: Mapping[str, Any]) -> jsonschema.Draft7Validator:
+    """A Draft-7 validator that also fills in the schema's defaults."""
+    base = jsonschema.Draft7Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    cls = jsonschema.validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _key(path: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    key = _key(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        lines = []
+        for name in extra:
+            full = f"{key}.{name}" if error.absolute_path else name
+            hint = difflib.get_close_matches(name, allowed, n=1)
+            did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+            lines.append(
+                f"config key '{full}' is not a valid key{did_you_mean}; "
+                f"valid keys here: {', '.join(allowed)}"
+            )
+        return "\n".join(lines)
+    if error.validator == "oneOf" and "description" in error.schema:
+        return (f"config key '{key}': {error.instance!r} is invalid: must be "
+                f"{error.schema['description']}")
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}"
+    return f"config key '{key}': {error.message}"
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    with open(path) as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_config(
+    config: Mapping[str, Any],
+    schema: Mapping[str, Any],
+    *,
+    known_architectures: Iterable[str] | None = None,
+    known_datasets: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """Validate ``config`` against ``schema`` and its cross-references; return it with defaults.
+
+    Raises :class:`ConfigError` listing every problem, each naming the key, the bad value and
+    what is allowed.
+    """
+    config = copy.deepcopy(dict(config))
+    validator = _validator_with_defaults(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    problems = _cross_reference_problems(config, known_architectures, known_datasets)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return config
+
+
+def _unknown(kind: str, key: str, names: Iterable[str], valid: Iterable[str]) -> list[str]:
+    valid = list(valid)
+    bad = [n for n in names if n not in valid]
+    if not bad:
+        return []
+    listed = ", ".join(f"'{n}'" for n in bad)
+    return [f"config key '{key}': unknown {kind}{'s' if len(bad) > 1 else ''} {listed}; "
+            f"valid {kind}s: {', '.join(valid)}"]
+
+
+def _cross_reference_problems(
+    config: dict[str, Any],
+    known_architectures: Iterable[str] | None,
+    known_datasets: Iterable[str] | None,
+) -> list[str]:
+    run = config["run"]
+    problems: list[str] = []
+    if known_architectures is not None:
+        problems += _unknown("architecture", "run.architectures", run["architectures"],
+                             sorted(known_architectures))
+    configured = sorted(config["datasets"])
+    valid_datasets = sorted(known_datasets) if known_datasets is not None else configured
+    problems += _unknown("dataset", "run.datasets", run["datasets"], valid_datasets)
+    problems += [
+        f"config key 'run.datasets': dataset '{d}' has no settings under 'datasets' "
+        f"(image_size, num_classes, mean, std)"
+        for d in run["datasets"]
+        if d in valid_datasets and d not in config["datasets"]
+    ]
+    problems += _unknown("method", "run.attacks", run["attacks"], run["methods"])
+    attack_names = sorted(config["attacks"])
+    used: set[str] = set(run["worst_case"])
+    for method, attacks in run["attacks"].items():
+        problems += _unknown("attack", f"run.attacks.{method}", attacks, attack_names)
+        used.update(attacks)
+    problems += _unknown("attack", "run.worst_case", run["worst_case"], attack_names)
+    for name in sorted(used & set(attack_names)):
+        spec = config["attacks"][name]
+        for dataset in run["datasets"]:
+            if dataset not in spec["eps"]:
+                problems.append(
+                    f"config key 'attacks.{name}.eps': no budget for dataset '{dataset}'; "
+                    f"add 'attacks.{name}.eps.{dataset}'"
+                )
+        if spec["kind"] == "autoattack" and spec["version"] == "custom" and not spec.get(
+            "components"
+        ):
+            problems.append(f"config key 'attacks.{name}.components': required for version custom")
+    table_dataset = config["report"]["table1_dataset"]
+    if table_dataset not in run["datasets"]:
+        problems.append(
+            f"config key 'report.table1_dataset': '{table_dataset}' is not one of run.datasets "
+            f"({', '.join(run['datasets'])})"
+        )
+    for key, value in [("training.adversary.eps", config["training"]["adversary"]["eps"]),
+                       ("training.adversary.step_size",
+                        config["training"]["adversary"]["step_size"])]:
+        try:
+            parse_budget(value)
+        except ConfigError as exc:
+            problems.append(f"config key '{key}': {exc}")
+    return problems
+
+
+def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> dict[str, Any]:
+    """The resolved settings of ``attack`` on ``dataset`` (budgets as floats)."""
+    if attack == "clean":
+        return {"name": "clean", "kind": "clean"}
+    spec = dict(config["attacks"][attack])
+    eps = parse_budget(spec.pop("eps")[dataset])
+    settings = {"name": attack, "kind": spec["kind"], "norm": spec["norm"], "eps": eps}
+    if spec["kind"] == "pgd":
+        settings.update(steps=spec["steps"], step_size=spec["step_size_ratio"] * eps,
+                        random_start=spec["random_start"])
+    else:
+        settings.update(version=spec["version"], components=spec.get("components"),
+                        iterations=spec["iterations"], restarts=spec["restarts"])
+    return settings
+
+
+def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method: str
+                      ) -> dict[str, Any]:
+    """Everything one training job needs, resolved (plain JSON-able values)."""
+    training = copy.deepcopy(dict(config["training"]))
+    adversary = training.pop("adversary")
+    adversary["eps"] = parse_budget(adversary["eps"])
+    adversary["step_size"] = parse_budget(adversary["step_size"])
+    data = config["datasets"][dataset]
+    return {
+        **training,
+        "adversary": adversary,
+        "method": method,
+        "arch": arch,
+        "dataset": dataset,
+        "scale": config["scale"],
+        "image_size": data["image_size"],
+        "num_classes": data["num_classes"],
+        "mean": list(data["mean"]),
+        "std": list(data["std"]),
+        "augment": dict(data.get("augment", {})),
+    }

@@ -1,0 +1,92 @@
+"""The whole split as one uint8 tensor on the training device, batches gathered by index.
+
+Augmentation runs batched on the device (see :mod:`robustarch.data.augment`), so there are no
+worker processes and no per-image Python on the hot path. All randomness comes from one
+``torch.Generator`` on the device, whose state is checkpointed with the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+def make_augmentation(crop: str | None, autoaugment: str | None, image_size: int
+                      ) -> Augmentation | None:
+    """The training augmentation of a dataset config: crop/flip, then AutoAugment (as the
+    authors' code orders them)."""
+    from . import augment
+
+    if crop is None and autoaugment is None:
+        return None
+    if crop not in (None, "crop_flip", "resized_crop_flip"):
+        raise ValueError(f"unknown crop {crop!r}; use crop_flip, resized_crop_flip or null")
+
+    def apply(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if crop == "crop_flip":
+            x = augment.random_crop_flip(x, padding=4, generator=generator)
+        elif crop == "resized_crop_flip":
+            x = augment.random_resized_crop_flip(x, size=image_size, generator=generator)
+        if autoaugment is not None:
+            x = augment.autoaugment(x, policy=autoaugment, generator=generator)
+        return x
+
+    return apply
+
+
+class DeviceLoader:
+    """Iterate ``(images in [0, 1] float32, labels)`` batches of a split held on ``device``."""
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        augmentation: Augmentation | None = None,
+        seed: int = 0,
+        drop_last: bool = False,
+        device: str | torch.device = "cpu",
+        memory_format: torch.memory_format = torch.contiguous_format,
+    ):
+        if x.dtype != torch.uint8:
+            raise TypeError(f"expected uint8 images, got {x.dtype}")
+        self.device = torch.device(device)
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augmentation = augmentation
+        self.drop_last = drop_last
+        self.memory_format = memory_format
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+
+    def __len__(self) -> int:
+        n = len(self.x)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.x)
+        if self.shuffle:
+            order = torch.randperm(n, device=self.device, generator=self.generator)
+        else:
+            order = torch.arange(n, device=self.device)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            images = self.x[idx]
+            if self.augmentation is not None:
+                images = self.augmentation(images, self.generator)
+            images = images.float().div_(255).contiguous(memory_format=self.memory_format)
+            yield images, self.y[idx]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])

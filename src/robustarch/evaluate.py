@@ -1,0 +1,106 @@
+"""Per-sample evaluation: one row per test sample and attack.
+
+The typed API a user calls from Python (RobustBench style)::
+
+    from robustarch.evaluate import load_trained_model, evaluate_attack
+    model, meta = load_trained_model("results/cifar10/resnet/pgd_linf/model.pt")
+    outcomes = evaluate_attack(model, x_test, y_test, {"name": "pgd_linf", "kind": "pgd",
+                               "norm": "linf", "eps": 8/255, "steps": 20, "step_size": 0.6/255})
+
+Attacks run in fp32 with the model in eval mode, on [0,1] images (normalization is inside the
+model).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .checkpoint import load_model_file
+
+OUTCOME_COLUMNS = ["index", "label", "prediction", "correct"]
+_AA_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
+
+
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu"
+                       ) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model written by training (``model.pt``) in eval mode."""
+    from .models import create_model
+
+    data = load_model_file(path)
+    model = create_model(data["arch"], num_classes=data["num_classes"],
+                         image_size=data["image_size"], scale=data["scale"],
+                         mean=data["mean"], std=data["std"])
+    model.load_state_dict(data["state_dict"])
+    model.to(device).eval()
+    meta = {k: v for k, v in data.items() if k != "state_dict"}
+    return model, meta
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model(x).argmax(1)
+
+
+def evaluate_attack(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    settings: dict[str, Any],
+    *,
+    batch_size: int = 500,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    state_path: str | Path | None = None,
+) -> pd.DataFrame:
+    """Outcomes of attack ``settings`` (see :func:`robustarch.config.attack_settings`) on the
+    uint8 test images ``x``: a frame with columns index, label, prediction, correct."""
+    from .attacks import autoattack, pgd
+
+    device = torch.device(device) if device else next(model.parameters()).device
+    model.eval()
+    kind = settings["kind"]
+    if kind == "autoattack":
+        predictions = autoattack(
+            model, x.float().div(255), y, norm=_AA_NORMS[settings["norm"]], eps=settings["eps"],
+            version=settings["version"], attacks=settings.get("components"), seed=seed,
+            batch_size=batch_size, state_path=state_path, device=device,
+            n_iter=settings.get("iterations"), n_restarts=settings.get("restarts"),
+        ).cpu()
+    elif kind in ("pgd", "clean"):
+        generator = torch.Generator(device=device)
+        generator.manual_seed(seed)
+        parts = []
+        for start in range(0, len(x), batch_size):
+            xb = x[start:start + batch_size].to(device).float().div_(255)
+            yb = y[start:start + batch_size].to(device)
+            if kind == "pgd":
+                xb = pgd(model, xb, yb, norm=settings["norm"], eps=settings["eps"],
+                         steps=settings["steps"], step_size=settings["step_size"],
+                         random_start=settings.get("random_start", True), generator=generator)
+            parts.append(_predict(model, xb).cpu())
+        predictions = torch.cat(parts)
+    else:
+        raise ValueError(f"unknown attack kind {kind!r}; valid kinds: clean, pgd, autoattack")
+    labels = y.cpu()
+    return pd.DataFrame({
+        "index": torch.arange(len(labels)).numpy(),
+        "label": labels.numpy(),
+        "prediction": predictions.numpy(),
+        "correct": (predictions == labels).numpy(),
+    })
+
+
+def write_outcomes(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a per-sample outcome table as parquet, atomically."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame[OUTCOME_COLUMNS].to_parquet(tmp, index=False)
+    os.replace(tmp, path)

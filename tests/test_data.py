@@ -1,0 +1,176 @@
+"""Data: archives built by the tests themselves (with their own checksums), never downloaded."""
+
+import hashlib
+import io
+import pickle
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustarch.data import (
+    ChecksumError,
+    DownloadError,
+    UnsafeArchiveError,
+    UnknownDatasetError,
+    dataset_spec,
+    load_split,
+    save_split,
+)
+from robustarch.data.cifar10 import load_cifar10_archive
+from robustarch.data.download import download
+from robustarch.data.imagenette import load_imagenette_archive
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _fake_cifar(path: Path, per_batch: int = 4, extra: dict[str, bytes] | None = None):
+    rng = np.random.default_rng(0)
+    batches = {}
+    with tarfile.open(path, "w:gz") as tar:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            data = rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8)
+            labels = rng.integers(0, 10, size=per_batch).tolist()
+            batches[name] = (data, labels)
+            _add(tar, f"cifar-10-batches-py/{name}",
+                 pickle.dumps({b"data": data, b"labels": labels}))
+        for name, data in (extra or {}).items():
+            _add(tar, name, data)
+    return batches
+
+
+def test_cifar10_archive_decodes_exact_pixels(tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    batches = _fake_cifar(archive)
+    data = load_cifar10_archive(archive, md5=_md5(archive))
+    assert data["x_train"].shape == (20, 3, 32, 32) and data["x_train"].dtype == torch.uint8
+    assert data["x_test"].shape == (4, 3, 32, 32)
+    expected = batches["data_batch_2"][0][1].reshape(3, 32, 32)
+    assert np.array_equal(data["x_train"][5].numpy(), expected)  # batch 2, row 1
+    assert data["y_test"].tolist() == batches["test_batch"][1]
+
+
+class _Marker:
+    """Unpickling this creates a file: proof of whether anything was unpickled."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+def test_bad_md5_refused_before_anything_is_unpickled(tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    marker = tmp_path / "unpickled"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+            _add(tar, f"cifar-10-batches-py/{name}", pickle.dumps(_Marker(marker)))
+    with pytest.raises(ChecksumError, match="md5 is .*, expected 0+"):
+        load_cifar10_archive(archive, md5="0" * 32)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("member", ["../evil", "/tmp/evil", "cifar-10-batches-py/../../evil"])
+def test_path_traversal_archive_refused(tmp_path, member):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    _fake_cifar(archive, extra={member: b"x"})
+    with pytest.raises(UnsafeArchiveError, match="absolute or '..' path"):
+        load_cifar10_archive(archive, md5=_md5(archive))
+
+
+def test_link_out_of_archive_refused(tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("cifar-10-batches-py/link")
+        info.type = tarfile.SYMTYPE
+        info.linkname = "../../etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(UnsafeArchiveError, match="points outside"):
+        load_cifar10_archive(archive, md5=_md5(archive))
+
+
+def test_download_verifies_and_is_atomic(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"robustarch" * 1000)
+    dest = tmp_path / "out" / "file.bin"
+    assert download(source.as_uri(), dest, _md5(source)) == dest
+    assert dest.read_bytes() == source.read_bytes()
+
+
+def test_download_with_wrong_checksum_leaves_nothing(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"not the official archive")
+    dest = tmp_path / "out" / "file.bin"
+    with pytest.raises(DownloadError, match=r"md5 .*expected 0+.*place it at"):
+        download(source.as_uri(), dest, "0" * 32)
+    assert list(dest.parent.iterdir()) == []
+
+
+def test_unreachable_url_names_url_and_manual_path(tmp_path):
+    dest = tmp_path / "file.tar.gz"
+    url = "http://127.0.0.1:9/cifar-10-python.tar.gz"  # discard port: connection refused
+    with pytest.raises(DownloadError) as info:
+        download(url, dest, "0" * 32, retries=2, backoff=0.0, timeout=5)
+    assert url in str(info.value) and str(dest.resolve()) in str(info.value)
+    assert not dest.exists() and not dest.with_name(dest.name + ".part").exists()
+
+
+def test_imagenette_archive_decodes_to_fixed_sizes(tmp_path):
+    from PIL import Image
+
+    archive = tmp_path / "imagenette2-320.tgz"
+    wnids = [f"n{i:08d}" for i in range(10)]
+    with tarfile.open(archive, "w:gz") as tar:
+        for split, count in [("train", 2), ("val", 1)]:
+            for c, wnid in enumerate(wnids):
+                for k in range(count):
+                    buffer = io.BytesIO()
+                    Image.new("RGB", (400, 320), (20 * c,) * 3).save(buffer, "JPEG", quality=95)
+                    data = buffer.getvalue()
+                    _add(tar, f"imagenette2-320/{split}/{wnid}/img{k}.JPEG", data)
+        _add(tar, "imagenette2-320/noisy_imagenette.csv", b"path,label\n")
+    data = load_imagenette_archive(archive, md5=_md5(archive))
+    assert data["x_train"].shape == (20, 3, 256, 256)
+    assert data["x_test"].shape == (10, 3, 224, 224)
+    assert sorted(data["y_train"].tolist()) == sorted(list(range(10)) * 2)
+    # class index follows sorted wnids; the flat colour survives JPEG to within a few levels
+    label = data["y_test"][3].item()
+    assert abs(data["x_test"][3].float().mean().item() - 20 * label) < 3
+
+
+def test_digits_split_is_fixed_and_stratified(digits):
+    from robustarch.data.digits import load_digits_tensors
+
+    again = load_digits_tensors()
+    assert torch.equal(again["x_test"], digits["x_test"])
+    assert digits["x_train"].shape == (1437, 3, 32, 32) and digits["x_test"].shape == (360, 3, 32, 32)
+    counts = torch.bincount(digits["y_test"], minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37
+    assert torch.equal(digits["x_train"][:, 0], digits["x_train"][:, 2])  # grey as RGB
+
+
+def test_split_roundtrip_and_corrupt_split(tmp_path):
+    x = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    y = torch.arange(5)
+    save_split(tmp_path / "train.pt", x, y)
+    x2, y2 = load_split(tmp_path / "train.pt")
+    assert torch.equal(x, x2) and torch.equal(y, y2)
+    (tmp_path / "bad.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="not a readable dataset split.*delete it"):
+        load_split(tmp_path / "bad.pt")
+
+
+def test_unknown_dataset_lists_valid():
+    with pytest.raises(UnknownDatasetError, match="valid datasets: cifar10, digits, imagenette"):
+        dataset_spec("mnist")
