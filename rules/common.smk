@@ -1,18 +1,9 @@
 # Helpers shared by the rules: config validation, target lists, per-job parameters.
 
-import os
 import re
-import sys
 from pathlib import Path
 
-# Jobs import the library from this checkout's src/, so the code that runs is the code of the
-# workflow being run, also inside conda environments.
-_SRC = str(Path(workflow.basedir) / "src")
-if _SRC not in sys.path:
-    sys.path.insert(0, _SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    [_SRC] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != _SRC]
-)
+import torch
 
 from robustarch.config import (
     ConfigError,
@@ -36,10 +27,15 @@ except ConfigError as exc:
 config.clear()
 config.update(_validated)
 
+# A GPU slot per training/evaluation job where this machine has CUDA, so that profiles/default's
+# `gpu=1` runs one such job at a time per GPU; none on CPU-only machines, where cores alone
+# limit the jobs. Cluster profiles set the GPU request per rule themselves.
+GPU_PER_JOB = int(torch.cuda.is_available())
+
 DATA = config["data_dir"]
 RUN = config["run"]
 RESULTS = "results"
-MODEL_DIR = RESULTS + "/{dataset}/{arch}/{method}"
+MODEL_DIR = "results/{dataset}/{arch}/{method}"
 PRIMARY = config["report"]["table1_dataset"]
 
 
@@ -56,10 +52,9 @@ def attacks_for(method):
 
 
 def outcome_files(wildcards):
+    model_dir = MODEL_DIR.format(**wildcards)
     return {
-        attack: f"{RESULTS}/{wildcards.dataset}/{wildcards.arch}/{wildcards.method}"
-        f"/eval/{attack}.parquet"
-        for attack in attacks_for(wildcards.method)
+        attack: f"{model_dir}/eval/{attack}.parquet" for attack in attacks_for(wildcards.method)
     }
 
 
@@ -111,10 +106,7 @@ def checkpoint_dir(wildcards):
 
 
 def attack_state_path(wildcards):
-    return (
-        f"checkpoints/{wildcards.dataset}/{wildcards.arch}/{wildcards.method}"
-        f"/{wildcards.attack}.state"
-    )
+    return f"{checkpoint_dir(wildcards)}/{wildcards.attack}.state"
 
 
 def table1_dataset(wildcards):

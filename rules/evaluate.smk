@@ -20,5 +20,7 @@ rule evaluate:
     conda:
         "../envs/robustarch.yaml"
     threads: 1
+    resources:
+        gpu=GPU_PER_JOB,
     script:
         "../workflow/scripts/evaluate.py"

@@ -19,5 +19,7 @@ rule train:
     conda:
         "../envs/robustarch.yaml"
     threads: 1
+    resources:
+        gpu=GPU_PER_JOB,
     script:
         "../workflow/scripts/train.py"

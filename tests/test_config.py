@@ -83,7 +83,8 @@ def test_bad_value_names_key_value_and_allowed(paper_config, schema):
 def test_unknown_architecture_lists_valid_names(paper_config, schema):
     config = copy.deepcopy(paper_config)
     config["run"]["architectures"] = ["resnet", "resnet9000"]
-    with pytest.raises(ConfigError, match=r"unknown architecture 'resnet9000'; valid .*: resnet, vit"):
+    expected = r"unknown architecture 'resnet9000'; valid .*: resnet, vit"
+    with pytest.raises(ConfigError, match=expected):
         _validate(config, schema, known_architectures=["resnet", "vit"])
 
 

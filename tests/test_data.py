@@ -13,8 +13,8 @@ import torch
 from robustarch.data import (
     ChecksumError,
     DownloadError,
-    UnsafeArchiveError,
     UnknownDatasetError,
+    UnsafeArchiveError,
     dataset_spec,
     load_split,
     save_split,
@@ -154,7 +154,8 @@ def test_digits_split_is_fixed_and_stratified(digits):
 
     again = load_digits_tensors()
     assert torch.equal(again["x_test"], digits["x_test"])
-    assert digits["x_train"].shape == (1437, 3, 32, 32) and digits["x_test"].shape == (360, 3, 32, 32)
+    assert digits["x_train"].shape == (1437, 3, 32, 32)
+    assert digits["x_test"].shape == (360, 3, 32, 32)
     counts = torch.bincount(digits["y_test"], minlength=10)
     assert counts.min() >= 35 and counts.max() <= 37
     assert torch.equal(digits["x_train"][:, 0], digits["x_train"][:, 2])  # grey as RGB

@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import tiny_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import tiny_settings
 from robustarch.evaluate import evaluate_attack, load_trained_model, write_outcomes
 from robustarch.merge import MisalignedOutcomesError, read_outcomes, summarize
 from robustarch.models import create_model

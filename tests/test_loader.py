@@ -21,7 +21,7 @@ def test_batches_are_float_images_in_unit_range(digits):
                           augmentation=make_augmentation("crop_flip", None, 32))
     xb, yb = next(iter(loader))
     assert xb.dtype == torch.float32 and xb.shape == (100, 3, 32, 32)
-    assert 0 <= xb.min() and xb.max() <= 1
+    assert xb.min() >= 0 and xb.max() <= 1
     assert torch.equal(yb, digits["y_test"][:100])
     # augmentation changed the images but not their overall intensity much
     plain = digits["x_test"][:100].float() / 255

@@ -2,8 +2,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import tiny_settings
+
 from robustarch.checkpoint import list_checkpoints
 from robustarch.models import create_model
 from robustarch.train import NonFiniteLossError, lr_factor, train_model
@@ -40,7 +40,8 @@ def test_training_learns_and_checkpoints(digits, tmp_path, method):
     assert [r["epoch"] for r in result.metrics] == [1, 2, 3, 4]
     if method == "vanilla":  # an adversarial loss need not fall while robustness is learnt
         assert result.metrics[-1]["train_loss"] < result.metrics[0]["train_loss"]
-    assert result.metrics[-1]["test_clean_acc"] > (0.25 if method == "vanilla" else 0.18)  # chance: 0.1
+    chance = 0.1
+    assert result.metrics[-1]["test_clean_acc"] > chance + (0.15 if method == "vanilla" else 0.08)
     assert any(not torch.equal(before[k], v) for k, v in result.state_dict.items())
     assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch-0003.pt", "epoch-0004.pt"]
     assert result.resumed_from_epoch is None

@@ -8,6 +8,7 @@ by a dying node costs one epoch, not the run.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -78,6 +79,14 @@ def clear_checkpoints(directory: str | Path) -> None:
         path.unlink(missing_ok=True)
     if directory.is_dir() and not any(directory.iterdir()):
         directory.rmdir()
+
+
+def discard_state(path: str | Path) -> None:
+    """Remove a finished job's resume state, and its folder once empty."""
+    path = Path(path)
+    path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: another job of the model still uses it
+        path.parent.rmdir()
 
 
 def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

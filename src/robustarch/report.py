@@ -20,6 +20,7 @@ PAPER_NAMES = {
     "preactresnet": "PreActResNet", "resnet": "ResNet", "resnext": "ResNeXt",
 }
 PAPER_ATTACKS = ["pgd_linf", "aa_linf", "pgd_l2", "pgd_l1"]
+EXTRA_ATTACKS = ["apgd_l2", "apgd_l1"]  # beyond the paper; other attacks follow alphabetically
 HEADERS = {
     "architecture": "Architecture", "category": "Category", "params_m": "Params (M)",
     "vanilla_acc": "Vanilla", "clean_acc": "Clean", "pgd_linf": "PGD-Linf",
@@ -56,9 +57,10 @@ def table1_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataF
     """
     by_key = {(s["arch"], s["method"]): s for s in summaries if s["dataset"] == dataset}
     archs = sorted({arch for arch, _ in by_key}, key=_order)
-    at_attacks = sorted({a for (_, m), s in by_key.items() if m == "pgd_linf"
-                         for a in s["accuracy"] if a != "clean"})
-    extra = [a for a in at_attacks if a not in PAPER_ATTACKS]
+    at_attacks = {a for (_, m), s in by_key.items() if m == "pgd_linf"
+                  for a in s["accuracy"] if a != "clean"}
+    extra = [a for a in EXTRA_ATTACKS if a in at_attacks] + sorted(
+        at_attacks - set(PAPER_ATTACKS) - set(EXTRA_ATTACKS))
     size = _image_size(architectures, dataset)
     rows = []
     for arch in archs:

@@ -146,6 +146,8 @@ def train_model(
         augmentation=make_augmentation(augment.get("crop"), augment.get("autoaugment"),
                                        settings["image_size"]),
         seed=settings["seed"],
+        # BatchNorm cannot train on one sample with 1x1 maps (CoAtNet's last stage at 32 px).
+        drop_last=len(train_split[1]) % settings["batch_size"] == 1,
         device=device,
         memory_format=memory_format,
     )

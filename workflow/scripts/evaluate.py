@@ -1,6 +1,7 @@
 """Evaluate one model under one attack, one row per test sample (rule evaluate)."""
 
 from robustarch.data import load_split
+from robustarch.checkpoint import discard_state
 from robustarch.evaluate import evaluate_attack, load_trained_model, write_outcomes
 from robustarch.jobs import setup_job
 from robustarch.train import select_device
@@ -16,4 +17,5 @@ log(f"{meta['arch']}/{meta['method']}: {params.settings} on {len(y)} samples ({d
 outcomes = evaluate_attack(model, x, y, params.settings, batch_size=params.batch_size,
                            seed=params.seed, device=device, state_path=params.state_path)
 write_outcomes(outcomes, snakemake.output.outcomes)
+discard_state(params.state_path)
 log(f"accuracy under {params.settings['name']}: {outcomes['correct'].mean():.4f}")

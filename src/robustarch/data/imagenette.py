@@ -14,8 +14,6 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
-from PIL import Image
 
 from .download import check_members, verify_md5
 
@@ -28,6 +26,10 @@ EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
 def _decode(data: bytes, resize: int, crop: int) -> torch.Tensor:
+    # Imported here: torchvision costs every job a second, and only this one-off decode needs it.
+    import torchvision.transforms.v2.functional as TF
+    from PIL import Image
+
     with Image.open(io.BytesIO(data)) as pil:
         # A few ImageNette files are greyscale or CMYK: decode everything to RGB.
         image = torch.from_numpy(np.asarray(pil.convert("RGB"))).permute(2, 0, 1)

@@ -2,7 +2,7 @@
 
 The paper does not give its DenseNet configuration; 1.12M parameters is matched by the standard
 CIFAR DenseNet-BC recipe (growth k=12, 4k bottleneck, compression 0.5, 2k stem channels) at
-depth 124 (20 layers per block). See docs/arch_notes_cnn.md.
+depth 124 (20 layers per block). See docs/architectures.md.
 """
 
 from __future__ import annotations
