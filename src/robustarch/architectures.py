@@ -42,7 +42,8 @@ def markdown_summary(scale: str = "paper") -> str:
     names = [n for n in list_models() if model_info(n).paper_params_m is not None
              and model_info(n).family == n]
     table = architecture_table(names, {"cifar10": {"image_size": 32, "num_classes": 10}}, scale)
-    lines = ["| architecture | category | params (M) | paper (M) | gap |", "|---|---|---:|---:|---:|"]
+    lines = ["| architecture | category | params (M) | paper (M) | gap |",
+             "|---|---|---:|---:|---:|"]
     for row in table.sort_values(["category", "name"]).itertuples():
         lines.append(f"| `{row.name}` | {row.category} | {row.params_m:.4f} | "
                      f"{row.paper_params_m:.2f} | {100 * row.rel_diff:+.2f} % |")

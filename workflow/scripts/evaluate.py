@@ -1,7 +1,7 @@
 """Evaluate one model under one attack, one row per test sample (rule evaluate)."""
 
-from robustarch.data import load_split
 from robustarch.checkpoint import discard_state
+from robustarch.data import load_split
 from robustarch.evaluate import evaluate_attack, load_trained_model, write_outcomes
 from robustarch.jobs import setup_job
 from robustarch.train import select_device
