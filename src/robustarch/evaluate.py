@@ -13,6 +13,7 @@ model).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +98,6 @@ def evaluate_attack(
 
 def write_outcomes(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a per-sample outcome table as parquet, atomically."""
-    import os
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")

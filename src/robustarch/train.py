@@ -8,7 +8,6 @@ everything needed to continue bit-for-bit: model, optimizer, scheduler and every
 
 from __future__ import annotations
 
-import copy
 import math
 import random
 import time
@@ -249,7 +248,7 @@ def train_model(
         state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         selected = epochs
     return TrainResult(
-        state_dict=copy.deepcopy(state), metrics=metrics, selected_epoch=selected,
+        state_dict=state, metrics=metrics, selected_epoch=selected,
         resumed_from_epoch=resumed_from,
         info={"device": str(device), "bf16": use_bf16, "channels_last": channels_last},
     )

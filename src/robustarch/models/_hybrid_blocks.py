@@ -9,35 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Inputs up to this size (CIFAR 32 px, Tiny-ImageNet 64 px) get the small-image adaptations
-# (fewer stem down-samplings), larger ones the ImageNet layout.
-SMALL_IMAGE_MAX = 64
+# The small-image threshold, the activation table and the GELU surgery are shared with the
+# ViT-like families.
+from ._transformer_blocks import ACTIVATIONS, is_small_image, replace_gelu
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu": nn.ReLU}
-
-
-def is_small_image(image_size: int) -> bool:
-    return image_size <= SMALL_IMAGE_MAX
-
-
-def replace_gelu(module: nn.Module, act: str) -> nn.Module:
-    """Swap every ``nn.GELU`` submodule for ``ACTIVATIONS[act]`` in place (the activation study).
-
-    Third-party constructors (timm, vit-pytorch) hard-code some of their GELUs, so the ReLU
-    variants are made by module surgery rather than by a constructor argument.
-    """
-    if act == "gelu":
-        return module
-    for name, child in module.named_children():
-        if isinstance(child, nn.GELU):
-            setattr(module, name, ACTIVATIONS[act]())
-        else:
-            replace_gelu(child, act)
-    return module
-
-
-def gelu_modules(module: nn.Module) -> list[str]:
-    return [n for n, m in module.named_modules() if isinstance(m, nn.GELU)]
+__all__ = ["ACTIVATIONS", "init_like_timm", "is_small_image", "relative_position_index",
+           "replace_gelu"]
 
 
 def init_like_timm(module: nn.Module) -> None:
