@@ -16,7 +16,6 @@ from typing import Any
 import jsonschema
 import yaml
 
-METHODS = ("vanilla", "pgd_linf")
 _FRACTION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]+(?:\.[0-9]+)?)\s*$")
 
 
