@@ -12,7 +12,7 @@ from robustarch.config import (
     training_settings,
     validate_config,
 )
-from robustarch.data import DATASETS
+from robustarch.data import ARCHIVES, DATASETS
 from robustarch.models import list_models
 
 try:
@@ -79,13 +79,6 @@ def all_targets():
 def archive_input(wildcards):
     spec = DATASETS[wildcards.dataset]
     return {} if spec.archive is None else {"archive": f"{DATA}/downloads/{spec.archive}"}
-
-
-def archive_spec(archive):
-    for spec in DATASETS.values():
-        if spec.archive == archive:
-            return spec
-    raise WorkflowError(f"no dataset has an archive named {archive!r}")
 
 
 def train_settings(wildcards):

@@ -5,10 +5,10 @@ rule download_archive:
     output:
         archive=f"{DATA}/downloads/{{archive}}",
     params:
-        url=lambda w: archive_spec(w.archive).url,
-        md5=lambda w: archive_spec(w.archive).md5,
+        url=lambda w: ARCHIVES[w.archive].url,
+        md5=lambda w: ARCHIVES[w.archive].md5,
     wildcard_constraints:
-        archive="|".join(re.escape(s.archive) for s in DATASETS.values() if s.archive),
+        archive="|".join(re.escape(name) for name in ARCHIVES),
     log:
         "logs/data/download_{archive}.log",
     benchmark:

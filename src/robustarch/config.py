@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -138,7 +139,6 @@ def _cross_reference_problems(
         for d in run["datasets"]
         if d in valid_datasets and d not in config["datasets"]
     ]
-    problems += _unknown("method", "run.attacks", run["attacks"], run["methods"])
     attack_names = sorted(config["attacks"])
     used: set[str] = set(run["worst_case"])
     for method, attacks in run["attacks"].items():
@@ -157,6 +157,7 @@ def _cross_reference_problems(
             "components"
         ):
             problems.append(f"config key 'attacks.{name}.components': required for version custom")
+    problems += _study_problems(config, known_architectures, valid_datasets)
     table_dataset = config["report"]["table1_dataset"]
     if table_dataset not in run["datasets"]:
         problems.append(
@@ -171,6 +172,79 @@ def _cross_reference_problems(
         except ConfigError as exc:
             problems.append(f"config key '{key}': {exc}")
     return problems
+
+
+def _study_problems(config: dict[str, Any], known_architectures: Iterable[str] | None,
+                    valid_datasets: list[str]) -> list[str]:
+    """Cross-references of the studies and analysis sections: names, datasets, twins."""
+    problems: list[str] = []
+    known = sorted(known_architectures) if known_architectures is not None else None
+    configured = set(config["datasets"])
+
+    def check_dataset(key: str, dataset: str) -> None:
+        if dataset not in valid_datasets or dataset not in configured:
+            problems.append(f"config key '{key}': dataset '{dataset}' is not configured; "
+                            f"configured datasets: {', '.join(sorted(configured))}")
+
+    def check_archs(key: str, names: Iterable[str] | None) -> None:
+        if names is not None and known is not None:
+            problems.extend(_unknown("architecture", key, names, known))
+
+    sections = [(f"studies.{name}", study) for name, study in config["studies"].items()]
+    sections.append(("analysis", config["analysis"]))
+    for key, section in sections:
+        if "dataset" in section:
+            check_dataset(f"{key}.dataset", section["dataset"])
+        for dataset in section.get("datasets") or []:
+            check_dataset(f"{key}.datasets", dataset)
+        check_archs(f"{key}.architectures", section.get("architectures"))
+    if "l1_penalty" in config["studies"]:
+        check_archs("studies.l1_penalty.architecture",
+                    [config["studies"]["l1_penalty"]["architecture"]])
+    activation = config["studies"].get("activation")
+    if activation is not None and known is not None:
+        missing = [a for a in activation["architectures"] if f"{a}-relu" not in known]
+        if missing:
+            twins = sorted(n[: -len("-relu")] for n in known if n.endswith("-relu"))
+            problems.append(
+                f"config key 'studies.activation.architectures': no ReLU twin registered for "
+                f"{', '.join(map(repr, missing))}; architectures with one: {', '.join(twins)}")
+    for figure in ("figure1", "figure2"):
+        check_archs(f"analysis.sparsity.{figure}", config["analysis"]["sparsity"].get(figure))
+    check_archs("analysis.landscape.figure4", config["analysis"]["landscape"].get("figure4"))
+    for key in ("eps", "step_size"):
+        try:
+            parse_budget(config["analysis"]["lipschitz"][key])
+        except ConfigError as exc:
+            problems.append(f"config key 'analysis.lipschitz.{key}': {exc}")
+    return problems
+
+
+BASE_METHODS = ("vanilla", "pgd_linf", "trades", "pgd_linf_l1")
+_L1_METHOD = re.compile(r"^pgd_linf_l1-(.+)$")
+
+
+def l1_method(strength: float) -> str:
+    """The method name of PGD-ℓ∞ AT with penalty λ·Σ|w| (λ = 0 is plain ``pgd_linf``)."""
+    return "pgd_linf" if strength == 0 else f"pgd_linf_l1-{strength:g}"
+
+
+def parse_method(name: str) -> tuple[str, float]:
+    """``(base method, ℓ1 penalty strength)`` of a training method name."""
+    if name in ("vanilla", "pgd_linf", "trades"):
+        return name, 0.0
+    match = _L1_METHOD.match(name)
+    if match:
+        try:
+            strength = float(match.group(1))
+        except ValueError:
+            strength = -1.0
+        if strength >= 0 and math.isfinite(strength):
+            return "pgd_linf_l1", strength
+    raise ConfigError(
+        f"unknown training method {name!r}; valid: vanilla, pgd_linf, trades, and "
+        "pgd_linf_l1-<lambda> with a non-negative number lambda (e.g. pgd_linf_l1-5e-05)"
+    )
 
 
 def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> dict[str, Any]:
@@ -192,6 +266,7 @@ def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> dic
 def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method: str
                       ) -> dict[str, Any]:
     """Everything one training job needs, resolved (plain JSON-able values)."""
+    parse_method(method)  # fail early on a bad name
     training = copy.deepcopy(dict(config["training"]))
     adversary = training.pop("adversary")
     adversary["eps"] = parse_budget(adversary["eps"])

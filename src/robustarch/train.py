@@ -1,4 +1,5 @@
-"""Training: vanilla and PGD-ℓ∞ adversarial training with the paper's aligned recipe.
+"""Training: vanilla, PGD-ℓ∞ and TRADES adversarial training with the paper's aligned recipe,
+optionally with an ℓ1 weight penalty (method ``pgd_linf_l1-<λ>``).
 
 One recipe for every architecture (AdamW, linear warm-up then cosine decay, per-step schedule).
 Adversarial examples are crafted with the model in eval mode, as in the authors' code, with
@@ -37,7 +38,9 @@ class TrainResult:
     state_dict: dict[str, torch.Tensor]
     metrics: list[dict[str, float]]
     selected_epoch: int
-    resumed_from_epoch: int | None  # None: trained from scratch in one go
+    # None: trained from scratch in one go; else {"epoch": last finished epoch, "batch": batches
+    # of the next epoch done (None when resumed at an epoch boundary)}
+    resumed_from: dict[str, int | None] | None
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -102,6 +105,40 @@ def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
     return correct / len(x)
 
 
+def l1_penalty(model: nn.Module) -> torch.Tensor:
+    """Σ|w| over every weight tensor with two or more dimensions: convolution, linear and
+    attention projections, embeddings. Biases and normalization parameters (one-dimensional)
+    are not penalized, since sparsity of the paper's Figure 1 is about the weights proper."""
+    return sum(p.abs().sum() for p in model.parameters() if p.ndim >= 2)
+
+
+def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,
+                beta: float) -> torch.Tensor:
+    """TRADES (Zhang et al. 2019): CE(f(x), y) + β · KL(f(x) ‖ f(x′)), KL averaged over the
+    batch."""
+    kl = F.kl_div(F.log_softmax(logits_adv.float(), dim=1),
+                  F.softmax(logits_clean.float(), dim=1), reduction="batchmean")
+    return F.cross_entropy(logits_clean.float(), y) + beta * kl
+
+
+def trades_perturb(model: nn.Module, x: torch.Tensor, *, eps: float, steps: int,
+                   step_size: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """TRADES' inner maximization: ℓ∞ PGD on KL(f(x) ‖ f(x′)) from x + 0.001·N(0, 1)
+    (the TRADES code's start), gradients with respect to the input only."""
+    with torch.no_grad():
+        target = F.softmax(model(x).float(), dim=1)
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    x_adv = (x + 0.001 * noise).clamp(0, 1)
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        kl = F.kl_div(F.log_softmax(model(x_adv).float(), dim=1), target, reduction="sum")
+        (grad,) = torch.autograd.grad(kl, x_adv)
+        with torch.no_grad():
+            x_adv = x_adv + step_size * grad.sign()
+            x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0, 1)
+    return x_adv.detach()
+
+
 def _resolve_auto(value: Any, default: bool) -> bool:
     return default if value == "auto" else bool(value)
 
@@ -122,13 +159,13 @@ def train_model(
     ``settings`` is :func:`robustarch.config.training_settings`'s dictionary. Resumes from the
     newest readable checkpoint in ``checkpoint_dir``; raises :class:`NonFiniteLossError` on a
     NaN/inf loss. ``stop_requested`` is polled after each batch: when it returns True (a
-    preemption signal arrived), training raises ``InterruptedError``; the checkpoint of the last
-    finished epoch is already on disk, and a rerun continues from it.
+    preemption signal arrived), training writes a checkpoint at that batch and raises
+    ``InterruptedError``; a rerun continues from the next batch, bit-identically on CPU.
     """
+    from .config import parse_method
+
     device = device or select_device()
-    method = settings["method"]
-    if method not in ("vanilla", "pgd_linf"):
-        raise ValueError(f"unknown training method {method!r}; valid: vanilla, pgd_linf")
+    method, l1_lambda = parse_method(settings["method"])
     seed_everything(settings["seed"])
     on_cuda = device.type == "cuda"
     use_bf16 = _resolve_auto(settings.get("bf16", "auto"), on_cuda)
@@ -166,7 +203,7 @@ def train_model(
 
     metrics: list[dict[str, float]] = []
     best = {"acc": -1.0, "epoch": 0, "state": None}
-    start_epoch, resumed_from = 1, None
+    start_epoch, resumed_from, partial = 1, None, None
     checkpoint = load_latest_checkpoint(checkpoint_dir, log=log)
     if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
@@ -175,28 +212,58 @@ def train_model(
         _set_rng_state(checkpoint["rng"], loader, attack_generator)
         metrics = list(checkpoint["metrics"])
         best = dict(checkpoint["best"])
-        resumed_from = checkpoint["epoch"]
-        start_epoch = resumed_from + 1
-        log(f"resuming from checkpoint of epoch {checkpoint['epoch']}")
+        partial = checkpoint.get("partial")
+        if partial is None:
+            resumed_from = {"epoch": checkpoint["epoch"], "batch": None}
+            start_epoch = checkpoint["epoch"] + 1
+            log(f"resuming from the checkpoint of epoch {checkpoint['epoch']}")
+        else:  # written on a stop request in the middle of an epoch
+            resumed_from = {"epoch": checkpoint["epoch"] - 1, "batch": partial["batches"]}
+            start_epoch = checkpoint["epoch"]
+            log(f"resuming epoch {start_epoch} after batch {partial['batches']}")
 
     adversary = settings["adversary"]
+    beta = settings.get("trades", {}).get("beta", 6.0)
     for epoch in range(start_epoch, epochs + 1):
         start = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
         seen = 0
+        if partial is not None:  # continue the interrupted epoch's running sums
+            loss_sum += partial["loss_sum"].to(device)
+            correct += partial["correct"].to(device)
+            seen = partial["seen"]
+            start -= partial["time_s"]
+            partial = None
         for x, y in loader:
-            if method == "pgd_linf":
+            logits_clean = None
+            if method in ("pgd_linf", "pgd_linf_l1"):
                 model.eval()  # craft as the authors' code does: BN/dropout in eval mode
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                     x = pgd(forward, x, y, norm="linf", eps=adversary["eps"],
                             steps=adversary["steps"], step_size=adversary["step_size"],
                             random_start=adversary["random_start"], generator=attack_generator)
                 model.train()
+            elif method == "trades":
+                model.eval()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    x_adv = trades_perturb(forward, x, eps=adversary["eps"],
+                                           steps=adversary["steps"],
+                                           step_size=adversary["step_size"],
+                                           generator=attack_generator)
+                model.train()
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    logits_clean = forward(x)
+                x = x_adv
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 logits = forward(x)
+            if logits_clean is not None:
+                loss = trades_loss(logits_clean, logits, y, beta)
+            else:
                 loss = F.cross_entropy(logits.float(), y)
+            if l1_lambda:
+                loss = loss + l1_lambda * l1_penalty(model)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"training loss became {loss.item()} in epoch {epoch} "
@@ -211,10 +278,21 @@ def train_model(
             loss_sum += loss.detach() * len(y)
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-            if stop_requested():
+            if stop_requested() and loader.position < steps_per_epoch:
+                save_checkpoint(checkpoint_dir, epoch, {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(loader, attack_generator),
+                    "metrics": metrics,
+                    "best": best,
+                    "partial": {"batches": loader.position, "loss_sum": loss_sum.cpu(),
+                                "correct": correct.cpu(), "seen": seen,
+                                "time_s": time.perf_counter() - start},
+                })
                 raise InterruptedError(
-                    f"stop requested during epoch {epoch}; resume from the checkpoint of epoch "
-                    f"{epoch - 1} by running the job again"
+                    f"stop requested in epoch {epoch}: checkpoint written after batch "
+                    f"{loader.position} of {steps_per_epoch}; run the job again to resume there"
                 )
         test_acc = clean_accuracy(forward, *test_split, device=device,
                                   memory_format=memory_format, autocast=use_bf16)
@@ -241,6 +319,9 @@ def train_model(
             "metrics": metrics,
             "best": best,
         })
+        if stop_requested() and epoch < epochs:
+            raise InterruptedError(f"stop requested: checkpoint of epoch {epoch} written; run "
+                                   "the job again to resume from it")
 
     if settings["selection"] == "best_clean" and best["state"] is not None:
         state, selected = best["state"], best["epoch"]
@@ -249,7 +330,7 @@ def train_model(
         selected = epochs
     return TrainResult(
         state_dict=state, metrics=metrics, selected_epoch=selected,
-        resumed_from_epoch=resumed_from,
+        resumed_from=resumed_from,
         info={"device": str(device), "bf16": use_bf16, "channels_last": channels_last},
     )
 
@@ -277,8 +358,9 @@ def save_trained_model(path: str | Path, result: TrainResult, settings: dict[str
         "selected_epoch": result.selected_epoch,
         "selection": settings["selection"],
         "epochs": settings["epochs"],
-        "resumed": result.resumed_from_epoch is not None,
-        "resumed_from_epoch": result.resumed_from_epoch,
+        "resumed": result.resumed_from is not None,
+        "resumed_from_epoch": None if result.resumed_from is None else result.resumed_from["epoch"],
+        "resumed_from_batch": None if result.resumed_from is None else result.resumed_from["batch"],
         "robustarch_version": __version__,
         "torch_version": str(torch.__version__),
         **{k: v for k, v in result.info.items() if isinstance(v, str | bool | int | float)},

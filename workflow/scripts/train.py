@@ -1,7 +1,7 @@
 """Train one (dataset, architecture, method) model (rule train).
 
 SIGTERM/SIGUSR1 (what SLURM sends before preemption or the time limit) stop training after the
-current batch; the last epoch's checkpoint is on disk and the requeued job resumes from it.
+current batch with a checkpoint of that point; the requeued job resumes from the next batch.
 """
 
 import signal

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..errors import describe_error
-from . import cifar10, imagenette
+from . import cifar10, corruptions, imagenette
 from .digits import load_digits_tensors
 from .download import ChecksumError, DownloadError, UnsafeArchiveError, download
 
@@ -36,6 +36,25 @@ DATASETS: dict[str, DatasetSpec] = {
                               imagenette.load_imagenette_archive),
     "digits": DatasetSpec("digits", None, None, None, lambda: load_digits_tensors()),
 }
+
+
+@dataclass(frozen=True)
+class ArchiveSpec:
+    """A downloadable archive: where it comes from and its md5."""
+
+    name: str
+    url: str
+    md5: str
+
+
+# Every archive the workflow may download (rule download_archive), by file name.
+ARCHIVES: dict[str, ArchiveSpec] = {
+    spec.archive: ArchiveSpec(spec.archive, spec.url, spec.md5)
+    for spec in DATASETS.values()
+    if spec.archive is not None
+}
+ARCHIVES[corruptions.CIFAR10C_ARCHIVE] = ArchiveSpec(
+    corruptions.CIFAR10C_ARCHIVE, corruptions.CIFAR10C_URL, corruptions.CIFAR10C_MD5)
 
 
 class UnknownDatasetError(KeyError):
@@ -95,7 +114,9 @@ def load_split(path: str | Path, device: str | torch.device = "cpu"
 
 
 __all__ = [
+    "ARCHIVES",
     "DATASETS",
+    "ArchiveSpec",
     "ChecksumError",
     "DatasetSpec",
     "DownloadError",

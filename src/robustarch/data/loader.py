@@ -66,27 +66,49 @@ class DeviceLoader:
         self.memory_format = memory_format
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
+        self._order: torch.Tensor | None = None  # the current epoch's sample order
+        self._position = 0
 
     def __len__(self) -> int:
         n = len(self.x)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        n = len(self.x)
-        if self.shuffle:
-            order = torch.randperm(n, device=self.device, generator=self.generator)
-        else:
-            order = torch.arange(n, device=self.device)
-        for b in range(len(self)):
-            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+        if self._order is None:  # a new epoch; otherwise continue one restored mid-way
+            n = len(self.x)
+            if self.shuffle:
+                self._order = torch.randperm(n, device=self.device, generator=self.generator)
+            else:
+                self._order = torch.arange(n, device=self.device)
+            self._position = 0
+        while self._position < len(self):
+            b = self._position
+            idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]
             images = self.x[idx]
             if self.augmentation is not None:
                 images = self.augmentation(images, self.generator)
             images = images.float().div_(255).contiguous(memory_format=self.memory_format)
+            self._position += 1
             yield images, self.y[idx]
+        self._order = None
+
+    @property
+    def position(self) -> int:
+        """Batches already yielded in the current epoch (0 between epochs)."""
+        return 0 if self._order is None else self._position
 
     def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
+        """Generator state, plus the epoch's order and position when saved mid-epoch (so a
+        preempted job resumes at the next batch with the same data order)."""
+        state: dict[str, Any] = {"generator": self.generator.get_state()}
+        if self._order is not None:
+            state.update(order=self._order.cpu(), position=self._position)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.generator.set_state(state["generator"])
+        if "order" in state:
+            self._order = state["order"].to(self.device)
+            self._position = int(state["position"])
+        else:
+            self._order = None
