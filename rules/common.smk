@@ -8,7 +8,9 @@ import torch
 from robustarch.config import (
     ConfigError,
     attack_settings,
+    l1_method,
     load_schema,
+    parse_method,
     training_settings,
     validate_config,
 )
@@ -47,8 +49,9 @@ wildcard_constraints:
 
 
 def attacks_for(method):
-    """The attacks evaluated for a training method (clean first)."""
-    return ["clean"] + list(RUN["attacks"].get(method, []))
+    """The attacks evaluated for a training method (clean first); every pgd_linf_l1-<lambda>
+    shares the pgd_linf_l1 entry."""
+    return ["clean"] + list(RUN["attacks"].get(parse_method(method)[0], []))
 
 
 def outcome_files(wildcards):
@@ -70,10 +73,63 @@ def table1_name(dataset):
     return "table1" if dataset == PRIMARY else f"table1_{dataset}"
 
 
+STUDIES = config["studies"]
+# Study tables (rule study_table): output name -> study section.
+STUDY_TABLES = {
+    "table2": "coatnet_layouts",
+    "table3": "patch_size",
+    "table_activation": "activation",
+    "table_trades": "trades",
+}
+FIGURE3 = f"{RESULTS}/figures/figure3_l1_penalty"
+
+
+def summary_path(dataset, arch, method):
+    return f"{RESULTS}/{dataset}/{arch}/{method}/summary.json"
+
+
+def study_models(study):
+    """(architecture, method) pairs a study trains and evaluates."""
+    spec = STUDIES[study]
+    if study == "trades":
+        return [(arch, "trades") for arch in spec["architectures"]]
+    if study == "l1_penalty":
+        return [(spec["architecture"], l1_method(s)) for s in spec["lambdas"]]
+    archs = spec["architectures"]
+    if study == "activation":
+        archs = [name for arch in archs for name in (arch, f"{arch}-relu")]
+    return [(arch, method) for arch in archs for method in spec["methods"]]
+
+
+def study_summaries(study):
+    dataset = STUDIES[study]["dataset"]
+    return [summary_path(dataset, arch, method) for arch, method in study_models(study)]
+
+
+def study_table_summaries(wildcards):
+    return study_summaries(STUDY_TABLES[wildcards.table])
+
+
+def study_table_params(wildcards):
+    study = STUDY_TABLES[wildcards.table]
+    spec = STUDIES[study]
+    return {"study": study, "dataset": spec["dataset"], "architectures": spec["architectures"]}
+
+
+def study_targets():
+    targets = [f"{RESULTS}/{table}.tex" for table, study in STUDY_TABLES.items()
+               if study in STUDIES]
+    if "l1_penalty" in STUDIES:
+        targets.append(f"{FIGURE3}.pdf")
+    return targets
+
+
 def all_targets():
-    return [f"{RESULTS}/architectures.csv"] + [
-        f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]
-    ]
+    return (
+        [f"{RESULTS}/architectures.csv"]
+        + [f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]]
+        + study_targets()
+    )
 
 
 def archive_input(wildcards):

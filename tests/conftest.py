@@ -46,6 +46,7 @@ def tiny_settings(**overrides) -> dict:
         bf16=False, channels_last=False, compile=False, method="vanilla", arch="resnet",
         dataset="digits", scale="tiny", image_size=32, num_classes=10,
         mean=[0.3054] * 3, std=[0.3237] * 3, augment=dict(crop="crop_flip", autoaugment=None),
+        trades=dict(beta=6.0),
     )
     settings.update(overrides)
     return settings

@@ -49,3 +49,69 @@ def test_display_names():
     assert display_name("coatnet-CCTC") == "CoAtNet-CCTC"
     assert display_name("swin") == "Swin Transformer"
     assert display_name("mynet") == "mynet"
+
+
+def _study_summary(arch, method, clean, worst=None, dataset="digits"):
+    acc = {"clean": clean}
+    if worst is not None:
+        acc.update({"pgd_linf": worst + 0.05, "aa_linf": worst + 0.01, "pgd_l2": worst + 0.02,
+                    "pgd_l1": worst})
+    return {"dataset": dataset, "arch": arch, "method": method, "n": 100, "accuracy": acc,
+            "worst_case": worst, "worst_case_attacks": []}
+
+
+def test_table2_rows_layouts_and_paper_join():
+    from robustarch.report import study_frame, table2_rows, with_paper_study_numbers
+
+    summaries = [_study_summary("coatnet", "pgd_linf", 0.8, 0.3),
+                 _study_summary("coatnet-CCCC", "pgd_linf", 0.82, 0.25),
+                 _study_summary("coatnet", "vanilla", 0.9)]
+    frame = study_frame(summaries, table2_rows(["coatnet", "coatnet-CCCC"]))
+    assert frame["architecture"].tolist() == ["CoAtNet-CCTT", "CoAtNet-CCCC"]
+    assert frame["stages"].tolist() == ["CCTT", "CCCC"]
+    assert frame["vanilla_acc"].iloc[0] == pytest.approx(90.0)
+    assert pd.isna(frame["vanilla_acc"].iloc[1])  # not trained: a missing cell
+    assert frame["worst_case"].tolist() == pytest.approx([30.0, 25.0])
+    joined = with_paper_study_numbers(frame, "table2_coatnet_stages", ["architecture", "stages"])
+    assert joined.loc[1, "paper_worst_case"] == pytest.approx(27.64)
+
+
+def test_table3_patch_sizes_and_activation_twins():
+    from robustarch.report import activation_rows, patch_size, study_frame, table3_rows
+
+    assert [patch_size(a) for a in ("vit", "vit-p8", "pvtv2", "pvtv2-p1")] == [4, 8, 4, 1]
+    with pytest.raises(ValueError, match="no known patch size"):
+        patch_size("resnet")
+    rows = table3_rows(["vit-p8", "vit"])
+    assert [(r["architecture"], r["patch_size"]) for r in rows] == [("ViT", 8), ("ViT", 4)]
+    rows = activation_rows(["vit"])
+    assert [(r["activation"], r["arch"]) for r in rows] == [("GELU", "vit"), ("ReLU", "vit-relu")]
+    frame = study_frame([_study_summary("vit-relu", "pgd_linf", 0.5, 0.2)], rows)
+    assert "vanilla_acc" not in frame.columns  # a study without vanilla models
+    assert frame["worst_case"].isna().tolist() == [True, False]
+
+
+def test_trades_table_uses_the_trades_models():
+    from robustarch.report import study_frame, trades_rows
+
+    summaries = [_study_summary("resnet", "trades", 0.7, 0.31),
+                 _study_summary("resnet", "pgd_linf", 0.8, 0.2)]
+    frame = study_frame(summaries, trades_rows(["resnet"]), at_method="trades")
+    assert frame["clean_acc"].iloc[0] == pytest.approx(70.0)
+    assert frame["worst_case"].iloc[0] == pytest.approx(31.0)
+    assert "vanilla_acc" not in frame.columns
+
+
+def test_l1_penalty_figure_data_and_plot(tmp_path):
+    from robustarch.report import l1_penalty_frame, plot_l1_penalty
+
+    summaries = [_study_summary("resnet", "pgd_linf", 0.8, 0.2),
+                 _study_summary("resnet", "pgd_linf_l1-5e-05", 0.7, 0.25)]
+    frame = l1_penalty_frame(summaries, [5e-05, 0, 1e-4], "resnet")
+    assert frame["lambda"].tolist() == [0, 5e-05, 1e-4]
+    assert frame["method"].tolist() == ["pgd_linf", "pgd_linf_l1-5e-05", "pgd_linf_l1-0.0001"]
+    assert frame["worst_case"].iloc[:2].tolist() == pytest.approx([20.0, 25.0])
+    assert pd.isna(frame["clean_acc"].iloc[2])
+    plot_l1_penalty(frame, tmp_path / "fig.pdf", arch="resnet")
+    assert (tmp_path / "fig.pdf").read_bytes().startswith(b"%PDF")
+    assert [p.name for p in tmp_path.iterdir()] == ["fig.pdf"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from robustarch.models import list_models
@@ -47,20 +48,82 @@ def test_lint_is_clean():
     assert "Lints for" not in result.stdout + result.stderr
 
 
-def test_paper_config_plans_every_job(tmp_path):
+def _attacks(config, method):
+    base = method.split("-")[0] if method.startswith("pgd_linf_l1-") else method
+    return config["run"]["attacks"].get(base, [])
+
+
+def _expected(config, models):
+    """Job counts of training, evaluating and merging ``models`` ((dataset, arch, method))."""
+    models = set(models)
+    return {"train": len(models), "merge_outcomes": len(models),
+            "evaluate": sum(1 + len(_attacks(config, m)) for _, _, m in models)}
+
+
+def _table1_models(config, datasets=None):
+    return {(d, a, m) for d in datasets or config["run"]["datasets"]
+            for a in config["run"]["architectures"] for m in config["run"]["methods"]}
+
+
+def _study_models(config, study):
+    spec = config["studies"][study]
+    d = spec.get("dataset", "cifar10")
+    if study == "trades":
+        return {(d, a, "trades") for a in spec["architectures"]}
+    if study == "l1_penalty":
+        return {(d, spec["architecture"], "pgd_linf" if s == 0 else f"pgd_linf_l1-{s:g}")
+                for s in spec["lambdas"]}
+    archs = spec["architectures"]
+    if study == "activation":
+        archs = archs + [f"{a}-relu" for a in archs]
+    return {(d, a, m) for a in archs for m in spec["methods"]}
+
+
+STUDY_OUTPUTS = {"table2": "coatnet_layouts", "table3": "patch_size",
+                 "table_activation": "activation", "table_trades": "trades"}
+
+
+def test_table1_plans_exactly_its_jobs(tmp_path):
+    result = _run(["-n", "--cores", "1", "results/table1.tex"], _workdir(tmp_path))
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    archs = config["run"]["architectures"]
+    assert set(archs) <= set(list_models())
+    counts = _job_counts(result.stdout)
+    for rule, n in _expected(config, _table1_models(config, ["cifar10"])).items():
+        assert counts[rule] == n, rule
+    assert counts["download_archive"] == counts["prepare_dataset"] == 1
+    assert counts["table1"] == 1 and counts["architectures_table"] == 1
+
+
+@pytest.mark.parametrize("output", [*STUDY_OUTPUTS, "figures/figure3_l1_penalty.pdf"])
+def test_each_study_output_plans_exactly_its_jobs(tmp_path, output):
+    target = f"results/{output}" + ("" if output.endswith(".pdf") else ".tex")
+    result = _run(["-n", "--cores", "1", target], _workdir(tmp_path))
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    study = STUDY_OUTPUTS.get(output, "l1_penalty")
+    counts = _job_counts(result.stdout)
+    for rule, n in _expected(config, _study_models(config, study)).items():
+        assert counts[rule] == n, rule
+    report_rule = "figure3_l1_penalty" if study == "l1_penalty" else "study_table"
+    assert counts[report_rule] == 1
+    assert set(counts) == {"train", "evaluate", "merge_outcomes", "download_archive",
+                           "prepare_dataset", report_rule, "total"}
+
+
+def test_paper_config_plans_every_table_and_figure(tmp_path):
     result = _run(["-n", "--cores", "1"], _workdir(tmp_path))
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    archs, datasets = config["run"]["architectures"], config["run"]["datasets"]
-    assert set(archs) <= set(list_models())
-    per_model = {m: 1 + len(config["run"]["attacks"].get(m, [])) for m in config["run"]["methods"]}
+    models = _table1_models(config)
+    for study in config["studies"]:
+        if study != "corruptions":
+            models |= _study_models(config, study)
     counts = _job_counts(result.stdout)
-    models = len(archs) * len(datasets) * len(per_model)
-    assert counts["train"] == models
-    assert counts["evaluate"] == len(archs) * len(datasets) * sum(per_model.values())
-    assert counts["merge_outcomes"] == models
-    assert counts["download_archive"] == counts["prepare_dataset"] == len(datasets)
-    assert counts["table1"] == len(datasets) and counts["architectures_table"] == 1
+    assert counts["train"] == len(models)
+    assert counts["table1"] == len(config["run"]["datasets"])
+    assert counts["study_table"] == 4 and counts["figure3_l1_penalty"] == 1
 
 
 def test_unknown_architecture_fails_with_the_valid_names(tmp_path):
@@ -134,3 +197,40 @@ def test_end_to_end_on_digits(tmp_path):
 
     again = _run(["-n", "--cores", "2", "--configfile", "tiny.yaml"], work)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_studies_end_to_end_on_digits(tmp_path):
+    work = _workdir(tmp_path)
+    config = yaml.safe_load(yaml.safe_dump(TINY_RUN))
+    config["run"]["attacks"].update(trades=["pgd_linf"], pgd_linf_l1=["pgd_linf"])
+    config["studies"] = {
+        "patch_size": {"dataset": "digits", "methods": ["pgd_linf"],
+                       "architectures": ["vit-p8", "vit"]},
+        "l1_penalty": {"dataset": "digits", "architecture": "resnet", "lambdas": [0, 1e-3]},
+        "trades": {"dataset": "digits", "architectures": ["resnet"]},
+    }
+    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    targets = ["results/table3.tex", "results/table_trades.tex",
+               "results/figures/figure3_l1_penalty.pdf"]
+    result = _run([*targets, "--cores", "2", "--configfile", "tiny.yaml"], work, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    table3 = pd.read_csv(work / "results/table3.csv")
+    assert table3[["architecture", "patch_size"]].values.tolist() == [["ViT", 8], ["ViT", 4]]
+    assert table3[["clean_acc", "pgd_linf", "worst_case"]].notna().all(axis=None)
+    trades = pd.read_csv(work / "results/table_trades.csv")
+    assert trades["architecture"].tolist() == ["ResNet"] and trades["worst_case"].notna().all()
+    model = torch.load(work / "results/digits/resnet/trades/model.pt", weights_only=True)
+    assert model["method"] == "trades"
+    figure3 = pd.read_csv(work / "results/figures/figure3_l1_penalty.csv")
+    assert figure3["method"].tolist() == ["pgd_linf", "pgd_linf_l1-0.001"]
+    assert figure3[["clean_acc", "worst_case"]].notna().all(axis=None)
+    assert (work / "results/figures/figure3_l1_penalty.pdf").read_bytes().startswith(b"%PDF")
+    l1_model = torch.load(work / "results/digits/resnet/pgd_linf_l1-0.001/model.pt",
+                          weights_only=True)
+    plain = torch.load(work / "results/digits/resnet/pgd_linf/model.pt", weights_only=True)
+    # the penalty shrinks the weights it acts on
+    norm = [sum(v.abs().sum().item() for v in m["state_dict"].values() if v.ndim >= 2)
+            for m in (plain, l1_model)]
+    assert norm[1] < norm[0]

@@ -85,6 +85,7 @@ def discard_state(path: str | Path) -> None:
     """Remove a finished job's resume state, and its folder once empty."""
     path = Path(path)
     path.unlink(missing_ok=True)
+    path.with_name(f".{path.name}.tmp").unlink(missing_ok=True)  # left by a killed write
     with contextlib.suppress(OSError):  # not empty: another job of the model still uses it
         path.parent.rmdir()
 

@@ -269,6 +269,9 @@ def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method
     parse_method(method)  # fail early on a bad name
     training = copy.deepcopy(dict(config["training"]))
     adversary = training.pop("adversary")
+    trades = training.pop("trades")
+    if method == "trades":  # only where it matters, so other models' params stay unchanged
+        training["trades"] = trades
     adversary["eps"] = parse_budget(adversary["eps"])
     adversary["step_size"] = parse_budget(adversary["step_size"])
     data = config["datasets"][dataset]

@@ -25,7 +25,8 @@ HEADERS = {
     "architecture": "Architecture", "category": "Category", "params_m": "Params (M)",
     "vanilla_acc": "Vanilla", "clean_acc": "Clean", "pgd_linf": "PGD-Linf",
     "aa_linf": "AA-Linf", "pgd_l2": "PGD-L2", "pgd_l1": "PGD-L1", "apgd_l2": "APGD-L2",
-    "apgd_l1": "APGD-L1", "worst_case": "Worst-case",
+    "apgd_l1": "APGD-L1", "worst_case": "Worst-case", "stages": "Stages",
+    "patch_size": "Patch size", "activation": "Activation",
 }
 
 
@@ -48,6 +49,32 @@ def _order(arch: str) -> tuple[int, str]:
     return (names.index(base) if base in names else len(names), arch)
 
 
+def _extra_attacks(at_summaries: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Attacks beyond the paper's four that the AT models were evaluated with, in order."""
+    found = {a for s in at_summaries for a in s["accuracy"] if a != "clean"}
+    return [a for a in EXTRA_ATTACKS if a in found] + sorted(
+        found - set(PAPER_ATTACKS) - set(EXTRA_ATTACKS))
+
+
+def _accuracy_columns(vanilla: Mapping[str, Any] | None, at: Mapping[str, Any] | None,
+                      attacks: list[str]) -> dict[str, float | None]:
+    """Vanilla and adversarially trained accuracies of one architecture, in percent."""
+    row = {
+        "vanilla_acc": _pct(vanilla["accuracy"].get("clean")) if vanilla else None,
+        "clean_acc": _pct(at["accuracy"].get("clean")) if at else None,
+    }
+    for attack in attacks:
+        row[attack] = _pct(at["accuracy"].get(attack)) if at else None
+    row["worst_case"] = _pct(at["worst_case"]) if at else None
+    return row
+
+
+def _by_key(summaries: Iterable[Mapping[str, Any]], dataset: str | None = None
+            ) -> dict[tuple[str, str], Mapping[str, Any]]:
+    return {(s["arch"], s["method"]): s for s in summaries
+            if dataset is None or s["dataset"] == dataset}
+
+
 def table1_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataFrame,
                  dataset: str) -> pd.DataFrame:
     """Table 1 for ``dataset``: one row per architecture, accuracies in percent.
@@ -55,33 +82,136 @@ def table1_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataF
     ``summaries`` are ``summary.json`` contents with ``arch`` and ``method`` keys;
     ``architectures`` is ``results/architectures.csv``.
     """
-    by_key = {(s["arch"], s["method"]): s for s in summaries if s["dataset"] == dataset}
+    by_key = _by_key(summaries, dataset)
     archs = sorted({arch for arch, _ in by_key}, key=_order)
-    at_attacks = {a for (_, m), s in by_key.items() if m == "pgd_linf"
-                  for a in s["accuracy"] if a != "clean"}
-    extra = [a for a in EXTRA_ATTACKS if a in at_attacks] + sorted(
-        at_attacks - set(PAPER_ATTACKS) - set(EXTRA_ATTACKS))
+    attacks = PAPER_ATTACKS + _extra_attacks(s for (_, m), s in by_key.items() if m == "pgd_linf")
     size = _image_size(architectures, dataset)
     rows = []
     for arch in archs:
         info = architectures[(architectures["name"] == arch)
                              & (architectures["image_size"] == size)]
-        vanilla = by_key.get((arch, "vanilla"))
-        at = by_key.get((arch, "pgd_linf"))
-        row = {
+        rows.append({
             "architecture": display_name(arch),
             "category": info["category"].iloc[0] if len(info) else None,
             "params_m": float(info["params_m"].iloc[0]) if len(info) else None,
-            "vanilla_acc": _pct(vanilla["accuracy"].get("clean")) if vanilla else None,
-            "clean_acc": _pct(at["accuracy"].get("clean")) if at else None,
-        }
-        for attack in PAPER_ATTACKS + extra:
-            row[attack] = _pct(at["accuracy"].get(attack)) if at else None
-        row["worst_case"] = _pct(at["worst_case"]) if at else None
-        rows.append(row)
-    columns = ["architecture", "category", "params_m", "vanilla_acc", "clean_acc",
-               *PAPER_ATTACKS, *extra, "worst_case"]
+            **_accuracy_columns(by_key.get((arch, "vanilla")), by_key.get((arch, "pgd_linf")),
+                                attacks),
+        })
+    columns = ["architecture", "category", "params_m", "vanilla_acc", "clean_acc", *attacks,
+               "worst_case"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def study_frame(summaries: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]],
+                *, at_method: str = "pgd_linf") -> pd.DataFrame:
+    """A study table: one row per entry of ``rows`` (each with an ``arch`` key and the row's
+    label columns, e.g. ``{"architecture": "CoAtNet-CCTC", "stages": "CCTC", "arch": ...}``),
+    then Table 1's accuracy columns of its vanilla and ``at_method`` models. Missing models
+    give missing cells, so a table can be built from a partial study."""
+    summaries = list(summaries)
+    by_key = _by_key(summaries)
+    attacks = PAPER_ATTACKS + _extra_attacks(s for s in summaries if s["method"] == at_method)
+    records = []
+    for row in rows:
+        labels = {k: v for k, v in row.items() if k != "arch"}
+        records.append({**labels, **_accuracy_columns(by_key.get((row["arch"], "vanilla")),
+                                                      by_key.get((row["arch"], at_method)),
+                                                      attacks)})
+    frame = pd.DataFrame(records)
+    if at_method != "pgd_linf" or not any(m == "vanilla" for _, m in by_key):
+        frame = frame.drop(columns=["vanilla_acc"])  # no vanilla models in this study
+    return frame
+
+
+def coatnet_layout(arch: str) -> str:
+    """The stage layout of a CoAtNet name (``coatnet`` is CCTT, the paper's default)."""
+    return arch.partition("-")[2] or "CCTT"
+
+
+# Patch sizes of the base models (docs/architectures.md); variants carry theirs as "-p<N>".
+BASE_PATCH_SIZES = {"vit": 4, "pvtv2": 4}
+
+
+def patch_size(arch: str) -> int:
+    base, _, variant = arch.partition("-")
+    if variant.startswith("p") and variant[1:].isdigit():
+        return int(variant[1:])
+    if not variant and base in BASE_PATCH_SIZES:
+        return BASE_PATCH_SIZES[base]
+    raise ValueError(f"{arch!r} has no known patch size; use a -p<N> variant")
+
+
+def table2_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
+    return [{"architecture": f"CoAtNet-{coatnet_layout(a)}", "stages": coatnet_layout(a),
+             "arch": a} for a in architectures]
+
+
+def table3_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
+    return [{"architecture": display_name(a.partition("-")[0]), "patch_size": patch_size(a),
+             "arch": a} for a in architectures]
+
+
+def activation_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
+    """Each architecture with GELU (as registered) and its ``-relu`` twin."""
+    return [{"architecture": display_name(a), "activation": act, "arch": name}
+            for a in sorted(architectures, key=_order)
+            for act, name in (("GELU", a), ("ReLU", f"{a}-relu"))]
+
+
+def trades_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
+    return [{"architecture": display_name(a), "arch": a}
+            for a in sorted(architectures, key=_order)]
+
+
+def with_paper_study_numbers(frame: pd.DataFrame, paper: str, keys: list[str]) -> pd.DataFrame:
+    """Join a study's published numbers (``paper_*`` columns) on ``keys``."""
+    published = paper_table(paper)
+    published = published.rename(columns={c: f"paper_{c}" for c in published.columns
+                                          if c not in keys})
+    return frame.merge(published, on=keys, how="left")
+
+
+def l1_penalty_frame(summaries: Iterable[Mapping[str, Any]], strengths: Iterable[float],
+                     arch: str) -> pd.DataFrame:
+    """Figure 3's data: clean and worst-case accuracy (%) of ``arch`` against λ."""
+    from .config import l1_method
+
+    by_key = _by_key(summaries)
+    rows = []
+    for strength in sorted(strengths):
+        summary = by_key.get((arch, l1_method(strength)))
+        rows.append({"lambda": strength, "method": l1_method(strength),
+                     "clean_acc": _pct(summary["accuracy"].get("clean")) if summary else None,
+                     "worst_case": _pct(summary["worst_case"]) if summary else None})
+    return pd.DataFrame(rows)
+
+
+def plot_l1_penalty(frame: pd.DataFrame, path: str | Path, *, arch: str) -> None:
+    """Figure 3: worst-case and clean accuracy against the ℓ1 strength (symlog x axis, so
+    λ = 0 sits left of the smallest positive λ)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    positive = frame.loc[frame["lambda"] > 0, "lambda"]
+    fig, axes = plt.subplots(1, 2, figsize=(7, 2.8), constrained_layout=True)
+    for ax, column, title in zip(axes, ["worst_case", "clean_acc"],
+                                 ["Worst-case robust accuracy", "Clean accuracy"], strict=True):
+        ax.plot(frame["lambda"], frame[column], marker="o")
+        if len(positive):
+            ax.set_xscale("symlog", linthresh=float(positive.min()))
+        ax.set_xlabel("ℓ1 strength λ")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{display_name(arch)}: PGD-ℓ∞ adversarial training + λ·Σ|w|", fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def _image_size(architectures: pd.DataFrame, dataset: str) -> int:

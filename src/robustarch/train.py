@@ -223,7 +223,7 @@ def train_model(
             log(f"resuming epoch {start_epoch} after batch {partial['batches']}")
 
     adversary = settings["adversary"]
-    beta = settings.get("trades", {}).get("beta", 6.0)
+    beta = settings["trades"]["beta"] if method == "trades" else 0.0
     for epoch in range(start_epoch, epochs + 1):
         start = time.perf_counter()
         model.train()

@@ -10,7 +10,14 @@ import sys
 from robustarch.data import load_split
 from robustarch.jobs import setup_job
 from robustarch.models import count_params, create_model
-from robustarch.train import finish, save_trained_model, select_device, train_model, write_metrics
+from robustarch.train import (
+    finish,
+    save_trained_model,
+    seed_everything,
+    select_device,
+    train_model,
+    write_metrics,
+)
 
 log = setup_job(snakemake)
 settings = snakemake.params.settings
@@ -25,6 +32,7 @@ for sig in (signal.SIGTERM, signal.SIGUSR1):
     signal.signal(sig, _request_stop)
 
 device = select_device()
+seed_everything(settings["seed"])  # the initial weights follow training.seed
 model = create_model(settings["arch"], num_classes=settings["num_classes"],
                      image_size=settings["image_size"], scale=settings["scale"],
                      mean=settings["mean"], std=settings["std"])

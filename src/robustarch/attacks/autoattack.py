@@ -70,7 +70,7 @@ def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
 
 def _save_atomic(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp")  # fixed name: a killed write is overwritten
     with tmp.open("w") as f:
         json.dump(payload, f)
         f.flush()

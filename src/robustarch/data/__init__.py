@@ -93,7 +93,10 @@ def save_split(path: str | Path, x: torch.Tensor, y: torch.Tensor) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({"x": x.contiguous(), "y": y.contiguous()}, tmp)
+    with open(tmp, "wb") as fh:
+        torch.save({"x": x.contiguous(), "y": y.contiguous()}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     os.replace(tmp, path)
 
 

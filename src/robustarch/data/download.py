@@ -8,6 +8,7 @@ memory after every member name has been checked, so nothing in them can write ou
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import tarfile
 import time
@@ -63,12 +64,21 @@ def download(url: str, dest: str | Path, md5: str, *, retries: int = 3, backoff:
     for attempt in range(retries):
         try:
             digest = hashlib.md5()
+            received = 0
             with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as fh:
+                announced = response.headers.get("Content-Length")
                 for chunk in iter(lambda: response.read(CHUNK), b""):
                     fh.write(chunk)
                     digest.update(chunk)
+                    received += len(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
+            if announced is not None and received != int(announced):
+                # http.client ends a body cut short by a dropped connection without an error;
+                # that is a network failure worth retrying, not a bad checksum.
+                raise ConnectionError(
+                    f"connection closed after {received} of {announced} bytes"
+                )
             if digest.hexdigest() != md5:
                 # A wrong checksum will not fix itself on retry (proxy page, changed file).
                 raise ChecksumError(
@@ -79,11 +89,15 @@ def download(url: str, dest: str | Path, md5: str, *, retries: int = 3, backoff:
         except ChecksumError as exc:
             part.unlink(missing_ok=True)
             raise DownloadError(_manual_hint(url, dest, str(exc))) from exc
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
+            # HTTPException: e.g. IncompleteRead of a chunked body cut short
             part.unlink(missing_ok=True)
             last_error = exc
             if attempt + 1 < retries:
                 time.sleep(backoff * 2**attempt)
+        except BaseException:  # anything else (KeyboardInterrupt, a bug): still no .part left
+            part.unlink(missing_ok=True)
+            raise
     raise DownloadError(_manual_hint(url, dest, f"{type(last_error).__name__}: {last_error}"))
 
 
