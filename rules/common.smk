@@ -74,7 +74,7 @@ def table1_name(dataset):
 
 
 STUDIES = config["studies"]
-# Study tables (rule study_table): output name -> study section.
+# Study tables (see the study_table rule): output name -> study section.
 STUDY_TABLES = {
     "table2": "coatnet_layouts",
     "table3": "patch_size",
@@ -129,6 +129,7 @@ def all_targets():
         [f"{RESULTS}/architectures.csv"]
         + [f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]]
         + study_targets()
+        + corruption_targets()
     )
 
 

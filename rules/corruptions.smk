@@ -1,0 +1,80 @@
+# Table 4: accuracy under common corruptions (CIFAR-10-C; ImageNette-C and digits-C generated).
+#
+# {DATA}/{dataset}-c/{corruption}.pt holds the configured severities of one corruption. For
+# cifar10 it is decoded from the published CIFAR-10-C archive (all 10000 test images); for the
+# other datasets it is generated from the prepared test split, from its first
+# evaluation.num_samples images when that is set (the path does not say so: changing
+# num_samples changes the rule's params, which makes Snakemake regenerate the file).
+
+include: "corruptions_common.smk"
+
+
+rule prepare_corruption:
+    input:
+        unpack(corruption_source),
+    output:
+        corruption=f"{DATA}/{{dataset}}-c/{{corruption}}.pt",
+    params:
+        severities=CORRUPTION_STUDY["severities"],
+        seed=corruption_seed,
+        num_samples=corruption_num_samples,
+    wildcard_constraints:
+        corruption="|".join(CORRUPTIONS),
+    log:
+        "logs/data/prepare_{dataset}-c_{corruption}.log",
+    benchmark:
+        "benchmarks/data/prepare_{dataset}-c_{corruption}.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    threads: 1
+    script:
+        "../workflow/scripts/prepare_corruption.py"
+
+
+# rule evaluate's {attack} would match eval/corruptions.parquet too.
+ruleorder: evaluate_corruptions > evaluate
+
+
+rule evaluate_corruptions:
+    input:
+        model=f"{MODEL_DIR}/model.pt",
+        corruptions=corruption_files,
+    output:
+        outcomes=f"{MODEL_DIR}/eval/corruptions.parquet",
+    params:
+        corruptions=CORRUPTION_STUDY["corruptions"],
+        severities=CORRUPTION_STUDY["severities"],
+        batch_size=config["evaluation"]["batch_size"],
+        num_samples=config["evaluation"]["num_samples"],
+        state_dir=corruption_state_dir,
+    log:
+        "logs/{dataset}/{arch}/{method}/eval_corruptions.log",
+    benchmark:
+        "benchmarks/{dataset}/{arch}/{method}/eval_corruptions.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    threads: 1
+    resources:
+        gpu=GPU_PER_JOB,
+    script:
+        "../workflow/scripts/evaluate_corruptions.py"
+
+
+rule table4:
+    input:
+        **table4_inputs(),
+    output:
+        tex=f"{RESULTS}/table4.tex",
+        csv=f"{RESULTS}/table4.csv",
+        per_corruption=f"{RESULTS}/table4_per_corruption.csv",
+    params:
+        models=corruption_models(),
+        datasets=CORRUPTION_STUDY["datasets"],
+    log:
+        "logs/report/table4.log",
+    benchmark:
+        "benchmarks/report/table4.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    script:
+        "../workflow/scripts/table4.py"
