@@ -130,6 +130,7 @@ def all_targets():
         + [f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]]
         + study_targets()
         + corruption_targets()
+        + analysis_targets()
     )
 
 

@@ -104,6 +104,8 @@ def validate_config(
     errors = sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
+    if config.get("analysis", {}).get("dataset", "") is None:  # default: Table 1's dataset
+        config["analysis"]["dataset"] = config["report"]["table1_dataset"]
     problems = _cross_reference_problems(config, known_architectures, known_datasets)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))

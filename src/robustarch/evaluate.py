@@ -7,8 +7,9 @@ The typed API a user calls from Python (RobustBench style)::
     outcomes = evaluate_attack(model, x_test, y_test, {"name": "pgd_linf", "kind": "pgd",
                                "norm": "linf", "eps": 8/255, "steps": 20, "step_size": 0.6/255})
 
-Attacks run in fp32 with the model in eval mode, on [0,1] images (normalization is inside the
-model).
+Attacks run in fp32 by default (``bf16=True`` runs attack and predictions under bf16 autocast:
+faster on GPUs, but low precision can mask gradients) with the model in eval mode, on [0,1]
+images (normalization is inside the model).
 """
 
 from __future__ import annotations
@@ -57,13 +58,33 @@ def evaluate_attack(
     seed: int = 0,
     device: str | torch.device | None = None,
     state_path: str | Path | None = None,
+    bf16: bool = False,
 ) -> pd.DataFrame:
     """Outcomes of attack ``settings`` (see :func:`robustarch.config.attack_settings`) on the
-    uint8 test images ``x``: a frame with columns index, label, prediction, correct."""
-    from .attacks import autoattack, pgd
+    uint8 test images ``x``: a frame with columns index, label, prediction, correct.
 
+    ``bf16``: run the attack and the predictions under bf16 autocast (config
+    ``evaluation.bf16``; off by default, since low precision can mask gradients)."""
     device = torch.device(device) if device else next(model.parameters()).device
     model.eval()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        predictions = _attack_predictions(model, x, y, settings, batch_size=batch_size,
+                                          seed=seed, device=device, state_path=state_path)
+    labels = y.cpu()
+    return pd.DataFrame({
+        "index": torch.arange(len(labels)).numpy(),
+        "label": labels.numpy(),
+        "prediction": predictions.numpy(),
+        "correct": (predictions == labels).numpy(),
+    })
+
+
+def _attack_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        settings: dict[str, Any], *, batch_size: int, seed: int,
+                        device: torch.device, state_path: str | Path | None) -> torch.Tensor:
+    """Predicted labels on the attacked (or, for kind clean, the clean) images."""
+    from .attacks import autoattack, pgd
+
     kind = settings["kind"]
     if kind == "autoattack":
         predictions = autoattack(
@@ -87,13 +108,7 @@ def evaluate_attack(
         predictions = torch.cat(parts)
     else:
         raise ValueError(f"unknown attack kind {kind!r}; valid kinds: clean, pgd, autoattack")
-    labels = y.cpu()
-    return pd.DataFrame({
-        "index": torch.arange(len(labels)).numpy(),
-        "label": labels.numpy(),
-        "prediction": predictions.numpy(),
-        "correct": (predictions == labels).numpy(),
-    })
+    return predictions
 
 
 def write_outcomes(frame: pd.DataFrame, path: str | Path) -> None:

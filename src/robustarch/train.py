@@ -25,6 +25,7 @@ from torch import nn
 from .attacks import pgd
 from .checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
 from .data.loader import DeviceLoader, make_augmentation
+from .models.weights import weight_parameters
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_clean_acc", "time_s"]
 
@@ -106,10 +107,10 @@ def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
-    """Σ|w| over every weight tensor with two or more dimensions: convolution, linear and
-    attention projections, embeddings. Biases and normalization parameters (one-dimensional)
-    are not penalized, since sparsity of the paper's Figure 1 is about the weights proper."""
-    return sum(p.abs().sum() for p in model.parameters() if p.ndim >= 2)
+    """Σ|w| over the model's weights (:mod:`robustarch.models.weights`: convolution, linear and
+    attention kernels, embeddings; not biases or normalization parameters), the same tensors
+    whose sparsity the analysis measures."""
+    return sum(p.abs().sum() for p in weight_parameters(model))
 
 
 def trades_loss(logits_clean: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor,

@@ -171,7 +171,7 @@ def sparsity_scatter(frame, path: str | Path) -> tuple[float, float]:
     ax.set_xlabel("sparsity ratio of all weights (%)")
     ax.set_ylabel("worst-case accuracy (%)")
     stat = "undefined" if math.isnan(rho) else f"{rho:.2f} (p = {p:.2g})"
-    ax.set_title(f"Spearman rho = {stat}, n = {len(points)}", fontsize=10)
+    ax.set_title(f"Spearman ρ = {stat}, n = {len(points)}", fontsize=10)
     if len(points):
         ax.legend(fontsize=7)
     fig.tight_layout()

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..models.weights import is_weight
 from . import COMPONENTS
 
 QKV_NAMES = frozenset({"q", "k", "v", "qkv", "kqv", "kv", "to_q", "to_k", "to_v", "to_qkv",
@@ -42,19 +43,6 @@ _ATTENTION_CLASS = re.compile(r"(Attention|MHSA)$")
 _FFN_CLASS = re.compile(r"^(Mlp\w*|\w*FeedForward|LeFF)$")
 # Class names of normalization layers outside torch.nn (timm's LayerNorm2d and GroupNorm1,
 # vit-pytorch's LayerNorm, our TokenBatchNorm); anchored so that e.g. ViTAE's NormalCell is not.
-_NORM_CLASS = re.compile(r"Norm(\d+d?)?$")
-_TORCH_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
-
-
-def is_normalization(module: nn.Module) -> bool:
-    return isinstance(module, _TORCH_NORMS) or bool(_NORM_CLASS.search(type(module).__name__))
-
-
-def is_weight(module: nn.Module, param: torch.Tensor) -> bool:
-    """Whether ``param``, owned directly by ``module``, is a weight (see the module doc)."""
-    return param.ndim >= 2 and not is_normalization(module)
-
-
 def _component(path: list[tuple[str, nn.Module]], param_name: str) -> str:
     """The component of the parameter ``param_name`` of ``path[-1][1]``; ``path`` runs from the
     model's first child down to the owning module as (name, module) pairs."""

@@ -1,0 +1,123 @@
+"""Records ``attack_pgd_linf``, ``attack_pgd_l2``, ``attack_pgd_l1``: attack throughput.
+
+Our :func:`robustarch.attacks.pgd` against torchattacks' ``PGD`` / ``PGDL2`` (ℓ∞ / ℓ2) and the
+Adversarial Robustness Toolbox's ``ProjectedGradientDescent(norm=1)`` (ℓ1): same model (eval
+mode), same batch, budget, step size, number of steps, random start on both sides. Each round
+attacks the whole batch once with each; besides the speed, the record keeps both robust
+accuracies (averaged over the rounds, each round a fresh random start), since a faster attack
+only counts if it is not weaker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustarch.bench.records import Record
+from robustarch.bench.timing import interleaved, throughputs
+
+REFERENCES = {
+    "linf": "torchattacks PGD",
+    "l2": "torchattacks PGDL2",
+    "l1": "ART ProjectedGradientDescent(norm=1)",
+}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    correct = 0
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start:start + batch_size])
+        correct += (logits.argmax(1) == y[start:start + batch_size]).sum().item()
+    return correct / len(x)
+
+
+Attack = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def reference_attack(model: nn.Module, settings: dict[str, Any], *, input_shape: tuple[int, ...],
+                     batch_size: int, num_classes: int) -> Attack:
+    """The reference implementation of PGD for ``settings["norm"]``, as ``attack(x, y)``."""
+    norm, eps = settings["norm"], settings["eps"]
+    steps, step_size = settings["steps"], settings["step_size"]
+    if norm in ("linf", "l2"):
+        import torchattacks
+
+        cls = torchattacks.PGD if norm == "linf" else torchattacks.PGDL2
+        attack = cls(model, eps=eps, alpha=step_size, steps=steps, random_start=True)
+        return attack
+    if norm == "l1":
+        from art.attacks.evasion import ProjectedGradientDescent
+        from art.estimators.classification import PyTorchClassifier
+
+        device = next(model.parameters()).device
+        classifier = PyTorchClassifier(
+            model=model, loss=nn.CrossEntropyLoss(), input_shape=input_shape,
+            nb_classes=num_classes, clip_values=(0.0, 1.0),
+            device_type="gpu" if device.type == "cuda" else "cpu",
+        )
+        art_pgd = ProjectedGradientDescent(
+            classifier, norm=1, eps=eps, eps_step=step_size, max_iter=steps,
+            num_random_init=1, batch_size=batch_size, verbose=False,
+        )
+
+        def run(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            # ART works on numpy arrays: the conversions are part of using it.
+            adv = art_pgd.generate(x.cpu().numpy(), y=y.cpu().numpy())
+            return torch.from_numpy(np.asarray(adv)).to(x.device)
+
+        return run
+    raise ValueError(f"unknown norm {norm!r}")
+
+
+def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict[str, Any],
+                   *, warmup: int, repeats: int, num_classes: int = 10, seed: int = 0,
+                   progress=None) -> Record:
+    """Time our PGD and the reference on the float ``[0, 1]`` batch ``x`` (on the model's
+    device); record ``attack_pgd_<norm>``."""
+    from robustarch.attacks import pgd
+
+    model.eval()
+    norm = settings["norm"]
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    reference = reference_attack(model, settings, input_shape=tuple(x.shape[1:]),
+                                 batch_size=len(x), num_classes=num_classes)
+    outputs: dict[str, list[torch.Tensor]] = {"ours": [], "reference": []}
+
+    def ours() -> torch.Tensor:
+        return pgd(model, x, y, norm=norm, eps=settings["eps"], steps=settings["steps"],
+                   step_size=settings["step_size"], random_start=True, generator=generator)
+
+    def timed(name: str, attack: Callable[[], torch.Tensor]):
+        def run() -> float:
+            if x.is_cuda:
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            adv = attack()
+            if adv.is_cuda:
+                torch.cuda.synchronize()
+            elapsed = time.perf_counter() - start
+            outputs[name].append(adv)
+            return elapsed
+        return run
+
+    torch.manual_seed(seed)  # torchattacks and ART draw their random starts from the global RNGs
+    np.random.seed(seed)
+    seconds = interleaved({"ours": timed("ours", ours),
+                           "reference": timed("reference", lambda: reference(x, y))},
+                          warmup=warmup, repeats=repeats, progress=progress)
+    robust = {name: float(np.mean([accuracy(model, adv, y) for adv in advs]))
+              for name, advs in outputs.items()}
+    return Record.from_samples(
+        f"attack_pgd_{norm}", throughputs(seconds["ours"], len(x)),
+        throughputs(seconds["reference"], len(x)), "images/s",
+        reference=REFERENCES[norm], eps=settings["eps"], steps=settings["steps"],
+        step_size=settings["step_size"], batch_size=len(x),
+        clean_accuracy=accuracy(model, x, y),
+        ours_robust_accuracy=robust["ours"], reference_robust_accuracy=robust["reference"],
+    )

@@ -1,0 +1,82 @@
+"""Record ``train``: adversarial-training throughput of our loop against the conventional one.
+
+Ours is the real thing: :func:`robustarch.train.train_model` for one epoch over a fixed subset
+of ``batches * batch_size`` images, timed by the loop's own per-epoch clock (``time_s`` of its
+metrics: the batches and the end-of-epoch clean accuracy on two test images, not the model and
+optimizer set-up nor the checkpoint write that follow). The reference is
+:class:`robustarch.bench.conventional.ConventionalTrainer` on the same subset, timed over its
+whole epoch call. Both train their own copy of one freshly initialized model with the same
+settings; each round runs one epoch of each.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from typing import Any
+
+import torch
+from torch import nn
+
+from robustarch.bench.conventional import ConventionalTrainer
+from robustarch.bench.records import Record
+from robustarch.bench.timing import interleaved, throughputs
+
+
+def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict[str, Any],
+              device: torch.device):
+    """A contender running one epoch of ``train_model`` on ``(x, y)``; returns its seconds.
+
+    Every call trains the same ``model`` further (fresh checkpoint directory each time, so
+    nothing is resumed).
+    """
+    from robustarch.train import train_model
+
+    test = (x[:2], y[:2])
+    run_settings = {**settings, "epochs": 1, "warmup_epochs": 0, "selection": "last"}
+
+    def run() -> float:
+        with tempfile.TemporaryDirectory(prefix="robustarch-bench-") as checkpoints:
+            result = train_model(model, (x, y), test, run_settings, checkpoint_dir=checkpoints,
+                                 device=device, log=lambda _message: None)
+        return float(result.metrics[-1]["time_s"])
+
+    return run
+
+
+def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     settings: dict[str, Any], *, batches: int, warmup: int, repeats: int,
+                     device: torch.device, num_workers: int = 0, progress=None
+                     ) -> tuple[Record, nn.Module]:
+    """Time ``batches`` training batches of both loops per round.
+
+    ``x, y``: uint8 training images and labels (a seeded subset of ``batches * batch_size`` is
+    used). Returns the record and our trained copy of ``model``.
+    """
+    batch_size = settings["batch_size"]
+    n = batches * batch_size
+    if len(x) < n:
+        raise ValueError(f"need {n} training images for {batches} batches, have {len(x)}")
+    subset = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]
+    xs, ys = x[subset].contiguous(), y[subset].contiguous()
+
+    ours_model = model
+    reference_model = copy.deepcopy(model)
+    reference = ConventionalTrainer(reference_model, xs, ys, settings, num_workers=num_workers,
+                                    device=device)
+
+    def conventional() -> None:
+        reference.run(batches)
+
+    seconds = interleaved({"ours": our_epoch(ours_model, xs, ys, settings, device),
+                           "reference": conventional},
+                          warmup=warmup, repeats=repeats, progress=progress)
+    record = Record.from_samples(
+        "train", throughputs(seconds["ours"], n), throughputs(seconds["reference"], n), "images/s",
+        arch=settings["arch"], scale=settings["scale"], dataset=settings["dataset"],
+        batch_size=batch_size, batches_per_round=batches,
+        pgd_steps=settings["adversary"]["steps"], bf16=settings.get("bf16"),
+        channels_last=settings.get("channels_last"), reference_num_workers=num_workers,
+        reference="conventional loop (PIL DataLoader, loss.backward() in the attack)",
+    )
+    return record, ours_model
