@@ -56,6 +56,9 @@ rule evaluate_corruptions:
     threads: 1
     resources:
         gpu=GPU_PER_JOB,
+        runtime=corruption_eval_runtime,  # minutes; these three size cluster jobs
+        mem_mb=gpu_job_mem_mb,
+        cpus_per_gpu=gpu_job_cpus,
     script:
         "../workflow/scripts/evaluate_corruptions.py"
 

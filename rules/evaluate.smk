@@ -13,6 +13,7 @@ rule evaluate:
         num_samples=config["evaluation"]["num_samples"],
         seed=config["evaluation"]["seed"],
         state_path=attack_state_path,
+        bf16=config["evaluation"]["bf16"],
     log:
         "logs/{dataset}/{arch}/{method}/eval_{attack}.log",
     benchmark:
@@ -22,5 +23,8 @@ rule evaluate:
     threads: 1
     resources:
         gpu=GPU_PER_JOB,
+        runtime=eval_runtime,  # minutes; these three size cluster jobs (rules/resources.smk)
+        mem_mb=gpu_job_mem_mb,
+        cpus_per_gpu=gpu_job_cpus,
     script:
         "../workflow/scripts/evaluate.py"

@@ -21,5 +21,8 @@ rule train:
     threads: 1
     resources:
         gpu=GPU_PER_JOB,
+        runtime=train_runtime,  # minutes; these three size cluster jobs (rules/resources.smk)
+        mem_mb=gpu_job_mem_mb,
+        cpus_per_gpu=gpu_job_cpus,
     script:
         "../workflow/scripts/train.py"
