@@ -140,6 +140,16 @@ def trades_perturb(model: nn.Module, x: torch.Tensor, *, eps: float, steps: int,
     return x_adv.detach()
 
 
+def _is_convolutional(arch: str) -> bool:
+    """CNNs gain from channels_last on the CPU too (docs/benchmarks.md); others only on CUDA."""
+    from .models import model_info
+
+    try:
+        return model_info(arch).category == "CNN"
+    except KeyError:  # a model built outside the registry
+        return False
+
+
 def _resolve_auto(value: Any, default: bool) -> bool:
     return default if value == "auto" else bool(value)
 
@@ -170,7 +180,8 @@ def train_model(
     seed_everything(settings["seed"])
     on_cuda = device.type == "cuda"
     use_bf16 = _resolve_auto(settings.get("bf16", "auto"), on_cuda)
-    channels_last = _resolve_auto(settings.get("channels_last", "auto"), on_cuda)
+    channels_last = _resolve_auto(settings.get("channels_last", "auto"),
+                                  on_cuda or _is_convolutional(settings["arch"]))
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     model = model.to(device, memory_format=memory_format)

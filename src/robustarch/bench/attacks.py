@@ -77,7 +77,7 @@ def reference_attack(model: nn.Module, settings: dict[str, Any], *, input_shape:
 
 def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict[str, Any],
                    *, warmup: int, repeats: int, num_classes: int = 10, seed: int = 0,
-                   progress=None) -> Record:
+                   model_description: str = "", progress=None) -> Record:
     """Time our PGD and the reference on the float ``[0, 1]`` batch ``x`` (on the model's
     device); record ``attack_pgd_<norm>``."""
     from robustarch.attacks import pgd
@@ -116,7 +116,8 @@ def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings:
     return Record.from_samples(
         f"attack_pgd_{norm}", throughputs(seconds["ours"], len(x)),
         throughputs(seconds["reference"], len(x)), "images/s",
-        reference=REFERENCES[norm], eps=settings["eps"], steps=settings["steps"],
+        reference=REFERENCES[norm], model=model_description, eps=settings["eps"],
+        steps=settings["steps"],
         step_size=settings["step_size"], batch_size=len(x),
         clean_accuracy=accuracy(model, x, y),
         ours_robust_accuracy=robust["ours"], reference_robust_accuracy=robust["reference"],

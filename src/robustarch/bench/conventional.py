@@ -6,7 +6,8 @@ transforms (``RandomCrop(padding=4)``, ``RandomHorizontalFlip``, ``ToTensor``) b
 ``DataLoader``, and a PGD attack that calls ``loss.backward()`` on a perturbation leaf, which
 also fills every weight's ``.grad`` on each of the attack's steps (work our attack skips by
 asking autograd for the input gradient only). Everything else matches our loop: same model,
-same AdamW settings and per-step schedule, attack crafted in eval mode, same PGD budget.
+same AdamW settings, a per-step LR scheduler (constant: its value does not change the work),
+attack crafted in eval mode, same PGD budget and steps.
 """
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Record:
                 "unit": self.unit, "ratio": self.ratio, "details": self.details}
 
     @classmethod
-    def from_samples(cls, name: str, ours: list[float], reference: list[float], unit: str,
+    def from_samples(cls, name: str, ours: list[float], reference: list[float], unit: str, /,
                      **details: Any) -> Record:
         """A record from per-repeat values taken in the same rounds (paired by position)."""
         paired = [speedup(o, r, unit) for o, r in zip(ours, reference, strict=True)]

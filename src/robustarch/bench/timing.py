@@ -28,17 +28,20 @@ def interleaved(contenders: Mapping[str, Contender], *, warmup: int, repeats: in
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(warmup + repeats):
         order = names if round_index % 2 == 0 else names[::-1]
+        last: dict[str, float] = {}
         for name in order:
             start = time.perf_counter()
             own = contenders[name]()
-            elapsed = own if own is not None else time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            if own is not None and not isinstance(own, float):
+                raise TypeError(f"contender {name!r} returned {own!r}: return its own seconds "
+                                "as a float, or None")
+            last[name] = elapsed if own is None else own
             if round_index >= warmup:
-                seconds[name].append(elapsed)
+                seconds[name].append(last[name])
         if progress is not None:
-            kind = "warm-up" if round_index < warmup else "round"
-            number = round_index + 1 if round_index < warmup else round_index - warmup + 1
-            progress(f"  {kind} {number}: " + ", ".join(
-                f"{n} {seconds[n][-1]:.2f}s" for n in names if round_index >= warmup))
+            label = "warm-up" if round_index < warmup else f"round {round_index - warmup + 1}"
+            progress(f"  {label}: " + ", ".join(f"{n} {last[n]:.2f}s" for n in names))
     return seconds
 
 

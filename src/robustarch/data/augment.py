@@ -20,9 +20,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
-from torchvision.transforms.v2 import InterpolationMode
 
 __all__ = ["autoaugment", "random_crop_flip", "random_resized_crop_flip"]
 
@@ -264,6 +262,10 @@ def _apply_op(x: Tensor, op: str, magnitude: float) -> Tensor:
     interpolation, fill 0 outside the image), using ``torchvision.transforms.v2.functional``,
     whose kernels treat leading dimensions as a batch of independent images.
     """
+    # torchvision costs ~1.7 s of CPU to import: only AutoAugment pays it, not every job
+    import torchvision.transforms.v2.functional as TF
+    from torchvision.transforms.v2 import InterpolationMode
+
     nearest = InterpolationMode.NEAREST
     if op == "ShearX":
         return TF.affine(x, angle=0.0, translate=[0, 0], scale=1.0,

@@ -1,0 +1,195 @@
+"""Runs the benchmark suite in quick or full mode and writes the JSON and Markdown reports.
+
+Workloads (all on scikit-learn's bundled digits, 3x32x32, so nothing is downloaded):
+
+* ``train``: the config's training recipe for ``resnet`` at scale ``tiny`` with its PGD-ℓ∞
+  adversary (our loop vs the conventional one).
+* ``attack_pgd_*``: the config's evaluation attacks at their digits budgets on a tiny ResNet
+  briefly adversarially trained first (FGSM with a random start, a few epochs; robust
+  accuracy then lies strictly between 0 and the clean accuracy, so "not weaker" means
+  something).
+* ``plan``: ``snakemake -n`` over the repository's ``config.yaml``.
+* bf16 evaluation check on the same model; GPU figures when CUDA is available.
+"""
+
+from __future__ import annotations
+
+import datetime
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustarch.bench.records import Record, machine_info, results_document, versions
+
+
+@dataclass(frozen=True)
+class Sizes:
+    train_batches: int          # training batches per round, each loop
+    train_warmup: int
+    train_repeats: int
+    attack_samples: int         # batch attacked per round (ℓ∞ and ℓ2)
+    attack_warmup: int
+    attack_repeats: int
+    l1_samples: int             # ART's ℓ1 PGD is the slowest contender: its own sizes
+    l1_repeats: int
+    plan_warmup: int
+    plan_repeats: int
+    precision_samples: int
+    gpu_batches: int            # per epoch
+    gpu_repeats: int            # timed epochs after the warm-up epoch
+
+
+QUICK = Sizes(train_batches=2, train_warmup=1, train_repeats=5, attack_samples=128,
+              attack_warmup=1, attack_repeats=5, l1_samples=128, l1_repeats=3, plan_warmup=1,
+              plan_repeats=3, precision_samples=128, gpu_batches=20, gpu_repeats=3)
+FULL = Sizes(train_batches=4, train_warmup=1, train_repeats=9, attack_samples=256,
+             attack_warmup=1, attack_repeats=9, l1_samples=256, l1_repeats=5, plan_warmup=1,
+             plan_repeats=5, precision_samples=360, gpu_batches=50, gpu_repeats=5)
+MODES = {"quick": QUICK, "full": FULL}
+
+TRAIN_ARCH = "resnet"
+DATASET = "digits"
+EVAL_ATTACKS = ("pgd_linf", "pgd_l2", "pgd_l1")
+ATTACK_MODEL = (f"{TRAIN_ARCH} (scale tiny) trained 3 epochs on {DATASET} with FGSM + random "
+                "start; parameters keep requires_grad, as in a model loaded for evaluation")
+
+
+def find_repo(start: Path | None = None) -> Path:
+    """The checkout holding ``Snakefile`` and ``config.yaml``: ``start`` (default: the current
+    directory) or one of its parents, else the checkout this package was installed from."""
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents, Path(__file__).resolve().parents[3]):
+        if (candidate / "Snakefile").exists() and (candidate / "config.yaml").exists():
+            return candidate
+    raise FileNotFoundError("no checkout with a Snakefile and config.yaml found; pass --repo")
+
+
+def load_config(repo: Path) -> dict[str, Any]:
+    import yaml
+
+    from robustarch.config import load_schema, validate_config
+
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    return validate_config(config, load_schema(repo / "workflow/schemas/config.schema.yaml"))
+
+
+def train_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's recipe for the tiny ResNet on digits (pgd_linf, the config's adversary)."""
+    from robustarch.config import training_settings
+
+    return training_settings({**config, "scale": "tiny"}, DATASET, TRAIN_ARCH, "pgd_linf")
+
+
+def attack_model(config: dict[str, Any], data: dict[str, torch.Tensor], device: torch.device,
+                 progress=print) -> torch.nn.Module:
+    """A tiny ResNet trained for 3 epochs with FGSM + random start (Wong et al. 2020)."""
+    from robustarch.models import create_model
+    from robustarch.train import train_model
+
+    settings = train_settings(config)
+    eps = settings["adversary"]["eps"]
+    settings.update(epochs=3, warmup_epochs=1, lr=1e-2, selection="last", seed=0,
+                    adversary={**settings["adversary"], "steps": 1, "step_size": 1.25 * eps})
+    torch.manual_seed(0)
+    model = create_model(TRAIN_ARCH, settings["num_classes"], settings["image_size"], "tiny",
+                         settings["mean"], settings["std"])
+    progress("training the attack benchmarks' model (3 epochs, FGSM-RS)")
+    with tempfile.TemporaryDirectory(prefix="robustarch-bench-") as checkpoints:
+        train_model(model, (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"]),
+                    settings, checkpoint_dir=checkpoints, device=device, log=lambda _m: None)
+    # Parameters keep requires_grad, as in a model loaded for evaluation: an attack that calls
+    # loss.backward() pays for weight gradients there, one that asks for input gradients not.
+    return model.eval()
+
+
+def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
+        gpu: bool | None = None, only: tuple[str, ...] | None = None,
+        progress=print) -> dict[str, Any]:
+    """Run the suite; returns the JSON document (see :mod:`robustarch.bench.records`)."""
+    from robustarch.bench.attacks import compare_attack
+    from robustarch.bench.goals import check_goals
+    from robustarch.bench.planning import time_plan
+    from robustarch.bench.precision import bf16_check
+    from robustarch.bench.training import compare_training
+    from robustarch.config import attack_settings
+    from robustarch.data.digits import load_digits_tensors
+    from robustarch.models import create_model
+
+    if gpu is None:
+        gpu = torch.cuda.is_available()
+    elif gpu and not torch.cuda.is_available():
+        raise RuntimeError("--gpu: CUDA is not available on this machine")
+    sizes = MODES[mode]
+    repo = find_repo(repo)
+    config = load_config(repo)
+    dev = torch.device(device)
+    wanted = set(only or ("train", "attacks", "plan", "precision", "gpu"))
+    data = load_digits_tensors()
+    records: list[Record] = []
+    extra: dict[str, Any] = {}
+    started = datetime.datetime.now(datetime.UTC)
+
+    if "train" in wanted:
+        settings = train_settings(config)
+        progress(f"train: {TRAIN_ARCH} (tiny), batch {settings['batch_size']}, "
+                 f"PGD-{settings['adversary']['steps']}, {sizes.train_batches} batches a round")
+        torch.manual_seed(settings["seed"])
+        model = create_model(TRAIN_ARCH, settings["num_classes"], settings["image_size"],
+                             "tiny", settings["mean"], settings["std"])
+        records.append(compare_training(
+            model, data["x_train"], data["y_train"], settings, batches=sizes.train_batches,
+            warmup=sizes.train_warmup, repeats=sizes.train_repeats, device=dev,
+            progress=progress))
+
+    if wanted & {"attacks", "precision"}:
+        model = attack_model(config, data, dev, progress).to(dev)
+        attacks = {name: attack_settings(config, name, DATASET) for name in EVAL_ATTACKS}
+    if "attacks" in wanted:
+        for name, settings in attacks.items():
+            count = sizes.l1_samples if settings["norm"] == "l1" else sizes.attack_samples
+            repeats = sizes.l1_repeats if settings["norm"] == "l1" else sizes.attack_repeats
+            x = data["x_test"][:count].to(dev).float().div(255)
+            y = data["y_test"][:count].to(dev)
+            progress(f"attack {name}: {count} images, {settings['steps']} steps")
+            records.append(compare_attack(model, x, y, settings, warmup=sizes.attack_warmup,
+                                          repeats=repeats, model_description=ATTACK_MODEL,
+                                          progress=progress))
+    if "precision" in wanted:
+        progress("bf16 evaluation check")
+        n = sizes.precision_samples
+        extra["precision"] = {
+            "device": str(dev), "model": ATTACK_MODEL,
+            "rows": bf16_check(model, data["x_test"][:n], data["y_test"][:n], attacks,
+                               device=dev),
+        }
+
+    if "plan" in wanted:
+        progress("plan: snakemake -n --cores 1")
+        records.append(time_plan(repo, warmup=sizes.plan_warmup, repeats=sizes.plan_repeats,
+                                 progress=progress))
+
+    if "gpu" in wanted and gpu:
+        from robustarch.bench.gpu import gpu_figures
+        from robustarch.config import training_settings
+
+        base = training_settings(config, "cifar10", "resnet", "pgd_linf")
+        section, gpu_records = gpu_figures(base, archs=("resnet", "vit"),
+                                           batch_size=base["batch_size"],
+                                           batches=sizes.gpu_batches,
+                                           repeats=sizes.gpu_repeats,
+                                           device=torch.device("cuda"), progress=progress)
+        extra["gpu"] = section
+        records.extend(gpu_records)
+    else:
+        extra["gpu"] = None
+
+    finished = datetime.datetime.now(datetime.UTC)
+    return results_document(
+        records, machine=machine_info(), versions=versions(), mode=mode,
+        sizes=asdict(sizes), device=str(dev), started=started.isoformat(timespec="seconds"),
+        duration_s=round((finished - started).total_seconds(), 1),
+        goals=check_goals(records), **extra,
+    )
