@@ -96,20 +96,37 @@ def test_table1_plans_exactly_its_jobs(tmp_path):
     assert counts["table1"] == 1 and counts["architectures_table"] == 1
 
 
+def _merged(base, over):
+    """Snakemake's layering of a config file: dictionaries merge key by key, others replace."""
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = (_merged(base[key], value)
+                       if isinstance(value, dict) and isinstance(base.get(key), dict) else value)
+    return merged
+
+
+DEMO_CONFIG = REPO / "profiles" / "demo" / "config.yaml"
+
+
+@pytest.mark.parametrize("profile", ["paper", "demo"])
 @pytest.mark.parametrize("output", [*STUDY_OUTPUTS, "figures/figure3_l1_penalty.pdf"])
-def test_each_study_output_plans_exactly_its_jobs(tmp_path, output):
+def test_each_study_output_plans_exactly_its_jobs(tmp_path, output, profile):
     target = f"results/{output}" + ("" if output.endswith(".pdf") else ".tex")
-    result = _run(["-n", "--cores", "1", target], _workdir(tmp_path))
+    extra = ["--configfile", str(DEMO_CONFIG)] if profile == "demo" else []
+    result = _run([target, "-n", "--cores", "1", *extra], _workdir(tmp_path))
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((REPO / "config.yaml").read_text())
+    if profile == "demo":
+        config = _merged(config, yaml.safe_load(DEMO_CONFIG.read_text()))
     study = STUDY_OUTPUTS.get(output, "l1_penalty")
     counts = _job_counts(result.stdout)
     for rule, n in _expected(config, _study_models(config, study)).items():
         assert counts[rule] == n, rule
     report_rule = "figure3_l1_penalty" if study == "l1_penalty" else "study_table"
     assert counts[report_rule] == 1
-    assert set(counts) == {"train", "evaluate", "merge_outcomes", "download_archive",
-                           "prepare_dataset", report_rule, "total"}
+    data_rules = {"prepare_dataset"} | ({"download_archive"} if profile == "paper" else set())
+    assert set(counts) == {"train", "evaluate", "merge_outcomes", report_rule, "total",
+                           *data_rules}
 
 
 def test_paper_config_plans_every_table_and_figure(tmp_path):
