@@ -306,7 +306,8 @@ def test_workflow_plans_table4(tmp_path):
             shutil.copy(src, tmp_path / name)
     shutil.copy(REPO / "profiles" / "demo" / "config.yaml", tmp_path / "demo.yaml")
     (tmp_path / "two.yaml").write_text(
-        "studies:\n  corruptions:\n    architectures: [resnet, vit]\n")
+        "studies:\n  corruptions:\n    architectures: [resnet, vit]\n"
+        f"    corruptions: [{', '.join(CORRUPTIONS)}]\n")
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--configfile",
          "demo.yaml", "two.yaml", "--", "results/table4.tex"],

@@ -300,6 +300,7 @@ def _evaluate_job(work: Path, splits: Path, model: Path, settings: dict, **extra
         "input": {"model": str(model), "test": str(splits / "test.pt")},
         "output": {"outcomes": str(work / "results" / "eval" / f"{settings['name']}.parquet")},
         "params": {"settings": settings, "batch_size": AA_BATCH, "num_samples": None, "seed": 0,
+                   "bf16": False,
                    "state_path": str(work / "checkpoints" / f"{settings['name']}.state")},
         "log": str(work / "logs" / "evaluate.log"), "marker": str(work / "paused"), **extra,
     }
