@@ -222,9 +222,10 @@ _BUDGETS = {"linf": (0.005, 0.5), "l2": (0.05, 3.0), "l1": (0.1, 20.0)}
     random_start=st.booleans(),
     saturate=st.booleans(),
     loss=st.sampled_from(["ce", "cw"]),
+    early_stop=st.booleans(),
 )
 def test_pgd_respects_budget_and_box(
-    norm, seed, eps_frac, steps, step_mult, random_start, saturate, loss
+    norm, seed, eps_frac, steps, step_mult, random_start, saturate, loss, early_stop
 ):
     lo, hi = _BUDGETS[norm]
     eps = lo + eps_frac * (hi - lo)
@@ -245,6 +246,7 @@ def test_pgd_respects_budget_and_box(
         random_start=random_start,
         generator=g,
         loss=loss,
+        early_stop=early_stop,
     )
     assert x_adv.dtype == torch.float32 and x_adv.shape == x.shape and not x_adv.requires_grad
     assert x_adv.min() >= 0 and x_adv.max() <= 1
@@ -299,6 +301,71 @@ def test_pgd_increases_loss_and_is_batch_independent(norm):
     # summed loss: a sample's attack does not depend on the rest of the batch
     half = pgd(model, x[:3], y[:3], **kw)
     torch.testing.assert_close(half, x_adv[:3], atol=1e-5, rtol=0)
+
+
+class _RowCounter(torch.nn.Module):
+    """Wraps a model and counts the samples it is asked to classify."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model, self.rows = model, 0
+
+    def forward(self, x):
+        self.rows += len(x)
+        return self.model(x)
+
+
+def _predict(model, x):
+    with torch.no_grad():
+        return model(x).argmax(1)
+
+
+@pytest.mark.parametrize("norm", ["linf", "l2", "l1"])
+def test_pgd_early_stop_is_never_weaker_and_keeps_first_misclassified_points(norm):
+    model = TinyConvNet(5).eval()
+    x = torch.rand(64, 3, 6, 6, generator=torch.Generator().manual_seed(7))
+    y = _predict(model, x)
+    y[:8] = (y[:8] + 1) % 5  # eight samples misclassified before any attack
+    eps = {"linf": 0.04, "l2": 0.4, "l1": 2.0}[norm]
+    kw = dict(norm=norm, eps=eps, steps=8, step_size=eps / 4)
+    last = pgd(model, x, y, generator=torch.Generator().manual_seed(1), **kw)
+    counter = _RowCounter(model)
+    first, predicted = pgd(counter, x, y, generator=torch.Generator().manual_seed(1),
+                           early_stop=True, return_predictions=True, **kw)
+    assert torch.equal(predicted, _predict(model, first))  # the labels at the returned points
+    robust_last = _predict(model, last) == y
+    robust_first = predicted == y
+    assert 0 < robust_first.sum() < robust_last.sum() + 1 < 57  # the attack does something
+    assert not (robust_first & ~robust_last).any()  # robust under early stop => robust at the end
+    assert torch.equal(first[:8], x[:8])  # misclassified clean images are their own answer
+    assert torch.all(_norm(first - x, norm) <= eps * (1 + 1e-4) + 1e-7)
+    assert first.min() >= 0 and first.max() <= 1
+    # Samples that stay robust follow the full run's path to its end.
+    torch.testing.assert_close(first[robust_first], last[robust_first], atol=1e-5, rtol=0)
+    # One clean pass of the batch, then only the samples not yet fooled, and a last pass over
+    # the survivors for their labels.
+    assert counter.rows < len(x) + kw["steps"] * len(x)
+    _, labels = pgd(model, x, y, generator=torch.Generator().manual_seed(1),
+                    return_predictions=True, **kw)
+    assert torch.equal(labels, _predict(model, last))
+
+
+def test_pgd_early_stop_changes_nothing_when_no_sample_is_fooled():
+    model = TinyConvNet(6).eval()
+    x = torch.rand(16, 3, 6, 6, generator=torch.Generator().manual_seed(8))
+    y = _predict(model, x)
+    kw = dict(norm="linf", eps=1e-6, steps=3, step_size=1e-6)
+    a = pgd(model, x, y, generator=torch.Generator().manual_seed(2), **kw)
+    b = pgd(model, x, y, generator=torch.Generator().manual_seed(2), early_stop=True, **kw)
+    assert torch.equal(a, b)
+
+
+def test_pgd_early_stop_with_every_sample_fooled_costs_one_pass():
+    model = _RowCounter(TinyConvNet(7).eval())
+    x = torch.rand(8, 3, 6, 6)
+    y = (_predict(model.model, x) + 1) % 5
+    out = pgd(model, x, y, norm="l2", eps=0.5, steps=10, step_size=0.1, early_stop=True)
+    assert torch.equal(out, x) and model.rows == len(x)
 
 
 def test_pgd_l1_steps_are_sparse():

@@ -182,7 +182,7 @@ def test_conventional_trainer_trains(digits):
 def test_compare_training_quick(digits):
     from robustarch.bench.training import compare_training
 
-    settings = tiny_settings(method="pgd_linf", batch_size=16,
+    settings = tiny_settings(method="pgd_linf", batch_size=16, channels_last="auto",
                              adversary=dict(eps=8 / 255, steps=1, step_size=8 / 255,
                                             random_start=True))
     model = create_model("resnet", 10, 32, "tiny", settings["mean"], settings["std"])
@@ -190,7 +190,13 @@ def test_compare_training_quick(digits):
                               warmup=0, repeats=1, device=torch.device("cpu"))
     assert record.name == "train" and record.unit == "images/s"
     assert record.ours > 0 and record.reference > 0
-    assert record.details["channels_last"] is True and record.details["ours_config_defaults"] > 0
+    assert record.details["channels_last"] is True  # "auto": on for a CNN, on a CPU too
+    assert "ours_config_defaults" not in record.details  # no override, no second run of ours
+    overridden = compare_training(model, digits["x_train"], digits["y_train"], settings,
+                                  batches=1, warmup=0, repeats=1, device=torch.device("cpu"),
+                                  fast={"channels_last": False})
+    assert overridden.details["channels_last"] is False
+    assert overridden.details["ours_config_defaults"] > 0
 
 
 # --------------------------------------------------------------------------- attacks, precision

@@ -45,6 +45,24 @@ def test_model_file_roundtrip_and_per_sample_outcomes(trained, digits):
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
                       "steps": 5, "step_size": 2 / 255}, batch_size=50, seed=0)
     assert attacked.equals(again)  # seeded random start: reproducible
+    last_iterate = evaluate_attack(
+        model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
+                      "steps": 5, "step_size": 2 / 255, "early_stop": False},
+        batch_size=50, seed=0)
+    # The default early stop scores each sample's first misclassified point: never weaker.
+    assert not (attacked["correct"] & ~last_iterate["correct"]).any()
+
+
+def test_loaded_model_is_frozen_and_channels_last_where_faster(trained, digits):
+    model, _ = load_trained_model(trained)
+    plain, _ = load_trained_model(trained, channels_last=False)
+    assert not any(p.requires_grad for m in (model, plain) for p in m.parameters())
+    conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)  # a CNN, on a CPU
+    assert all(p.is_contiguous() for p in plain.parameters())
+    x = digits["x_test"][:64].float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), plain(x), atol=1e-4, rtol=1e-4)
 
 
 def test_corrupt_model_file_is_reported(tmp_path, trained):

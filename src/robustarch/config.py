@@ -258,7 +258,7 @@ def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> dic
     settings = {"name": attack, "kind": spec["kind"], "norm": spec["norm"], "eps": eps}
     if spec["kind"] == "pgd":
         settings.update(steps=spec["steps"], step_size=spec["step_size_ratio"] * eps,
-                        random_start=spec["random_start"])
+                        random_start=spec["random_start"], early_stop=spec["early_stop"])
     else:
         settings.update(version=spec["version"], components=spec.get("components"),
                         iterations=spec["iterations"], restarts=spec["restarts"])

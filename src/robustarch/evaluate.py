@@ -28,9 +28,12 @@ OUTCOME_COLUMNS = ["index", "label", "prediction", "correct"]
 _AA_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 
 
-def load_trained_model(path: str | Path, device: str | torch.device = "cpu"
-                       ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild a model written by training (``model.pt``) in eval mode."""
+def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
+                       channels_last: bool | str = "auto") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model written by training (``model.pt``) for evaluation: in eval mode, on
+    ``device``, its parameters frozen (attacks and analyses need input gradients only), in
+    channels_last memory format where that is faster ("auto": on CUDA, and for CNNs on a CPU,
+    as in training)."""
     from .models import create_model
 
     data = load_model_file(path)
@@ -38,9 +41,20 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu"
                          image_size=data["image_size"], scale=data["scale"],
                          mean=data["mean"], std=data["std"])
     model.load_state_dict(data["state_dict"])
-    model.to(device).eval()
     meta = {k: v for k, v in data.items() if k != "state_dict"}
-    return model, meta
+    return prepare_for_evaluation(model, data["arch"], device, channels_last), meta
+
+
+def prepare_for_evaluation(model: nn.Module, arch: str, device: str | torch.device = "cpu",
+                           channels_last: bool | str = "auto") -> nn.Module:
+    """``model`` (of architecture ``arch``) in eval mode on ``device``, parameters frozen,
+    channels_last where faster (see :func:`load_trained_model`)."""
+    from .train import uses_channels_last
+
+    device = torch.device(device)
+    last = uses_channels_last({"arch": arch, "channels_last": channels_last}, device)
+    model.to(device, memory_format=torch.channels_last if last else torch.contiguous_format)
+    return model.eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -101,10 +115,15 @@ def _attack_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             xb = x[start:start + batch_size].to(device).float().div_(255)
             yb = y[start:start + batch_size].to(device)
             if kind == "pgd":
-                xb = pgd(model, xb, yb, norm=settings["norm"], eps=settings["eps"],
-                         steps=settings["steps"], step_size=settings["step_size"],
-                         random_start=settings.get("random_start", True), generator=generator)
-            parts.append(_predict(model, xb).cpu())
+                # The labels the attack saw: with early stop, exactly those that stopped it.
+                _, predicted = pgd(
+                    model, xb, yb, norm=settings["norm"], eps=settings["eps"],
+                    steps=settings["steps"], step_size=settings["step_size"],
+                    random_start=settings.get("random_start", True), generator=generator,
+                    early_stop=settings.get("early_stop", True), return_predictions=True)
+            else:
+                predicted = _predict(model, xb)
+            parts.append(predicted.cpu())
         predictions = torch.cat(parts)
     else:
         raise ValueError(f"unknown attack kind {kind!r}; valid kinds: clean, pgd, autoattack")

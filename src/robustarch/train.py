@@ -154,6 +154,12 @@ def _resolve_auto(value: Any, default: bool) -> bool:
     return default if value == "auto" else bool(value)
 
 
+def uses_channels_last(settings: dict[str, Any], device: torch.device) -> bool:
+    """``settings["channels_last"]`` resolved: "auto" is on CUDA, and for CNNs on a CPU too."""
+    return _resolve_auto(settings.get("channels_last", "auto"),
+                         device.type == "cuda" or _is_convolutional(settings["arch"]))
+
+
 def train_model(
     model: nn.Module,
     train_split: tuple[torch.Tensor, torch.Tensor],
@@ -180,8 +186,7 @@ def train_model(
     seed_everything(settings["seed"])
     on_cuda = device.type == "cuda"
     use_bf16 = _resolve_auto(settings.get("bf16", "auto"), on_cuda)
-    channels_last = _resolve_auto(settings.get("channels_last", "auto"),
-                                  on_cuda or _is_convolutional(settings["arch"]))
+    channels_last = uses_channels_last(settings, device)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     model = model.to(device, memory_format=memory_format)

@@ -64,11 +64,13 @@ def _random_start(x: torch.Tensor, norm: str, eps: float, generator) -> torch.Te
         delta = _rand(x.shape, generator, x.device, "uniform").mul_(2 * eps).sub_(eps)
         return project_linf(delta, x, eps)
     if norm == "l2":
-        # Uniform in the eps-ball: Gaussian direction, radius eps * U^(1/n) (Muller 1959),
-        # then the exact projection onto ball ∩ box (clipping toward x keeps it in the ball).
+        # Gaussian direction, radius eps * U with U uniform in [0, 1] (torchattacks' convention),
+        # then the exact projection onto ball ∩ box. Not uniform in the ball: in n dimensions
+        # that puts nearly every start on the sphere, eps away from x, and the attack from
+        # there was measurably weaker.
         g = _rand(x.shape, generator, x.device, "normal").reshape(b, -1)
         u = _rand((b, 1), generator, x.device, "uniform")
-        g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12) * (eps * u.pow(1.0 / n))
+        g = g / g.norm(dim=1, keepdim=True).clamp_min(1e-12) * (eps * u)
         return project_l2(g.reshape(x.shape), x, eps)
     # l1: uniform in the eps-ball: |d_i| = eps * E_i / (E_1 + ... + E_{n+1}) with i.i.d.
     # standard exponentials E (the first n coordinates of a flat Dirichlet(1,...,1) on n+1
@@ -115,7 +117,9 @@ def pgd(
     generator: torch.Generator | None = None,
     loss: str = "ce",
     l1_percentile: float = 99.0,
-) -> torch.Tensor:
+    early_stop: bool = False,
+    return_predictions: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Untargeted PGD maximising the loss of ``model`` within ``{||x' - x||_p <= eps} ∩ [0,1]^n``.
 
     Args:
@@ -134,17 +138,26 @@ def pgd(
         loss: ``"ce"`` (cross-entropy, summed over the batch) or ``"cw"`` (margin loss).
         l1_percentile: ℓ1 only: per-sample percentile of ``|grad|`` above which coordinates are
             moved (99 = top 1%).
+        early_stop: for evaluation: a sample is done at the first point the model misclassifies,
+            the clean image included, and leaves the batch (AutoAttack's convention). The
+            random start and each sample's path up to that point are those of the full run, so
+            the attack is never weaker than the last iterate, and much faster once most samples
+            are fooled. Off for adversarial training, which needs every sample's last iterate.
+        return_predictions: also return the model's labels at the returned points, as the
+            attack saw them (with ``early_stop``, a sample's stop is decided by exactly these).
 
     Returns:
-        Detached float32 adversarial images (the last iterate), each within ``eps`` of ``x`` in
-        the chosen norm (up to float rounding) and inside ``[0, 1]``.
+        Detached float32 adversarial images (the last iterate; with ``early_stop``, the first
+        misclassified point where there is one), each within ``eps`` of ``x`` in the chosen norm
+        (up to float rounding) and inside ``[0, 1]``; with ``return_predictions``, the pair
+        ``(images, predicted labels)``.
 
     Algorithms (each step: gradient of the loss at ``x + delta``, ascent step, exact projection
     onto the feasible set, see :mod:`robustarch.attacks.projections`):
 
     * ℓ∞ (Madry et al., ICLR 2018): start uniform in the ε-box; ``delta += step_size *
       sign(grad)``; projection = clip to the ε-box ∩ image box.
-    * ℓ2: start uniform in the ε-ball (Gaussian direction, radius ``eps * U^(1/n)``);
+    * ℓ2: start at a Gaussian direction with radius ``eps * U``, ``U`` uniform in [0, 1];
       ``delta += step_size * grad / ||grad||_2`` (per sample); exact Euclidean projection onto
       ball ∩ box (the usual "rescale into the ball, then clip" is feasible but not always the
       nearest point; the exact one is found by a sort over the KKT breakpoints).
@@ -172,29 +185,78 @@ def pgd(
     # One leaf buffer for the iterate, updated in place; the gradient w.r.t. x_adv equals the
     # gradient w.r.t. the perturbation.
     x_adv = delta.add_(x).clamp_(0.0, 1.0)
-    if norm == "linf":  # the feasible set is a box: keep its bounds, project in place
-        lo = (x - eps).clamp_(min=0.0)
-        hi = (x + eps).clamp_(max=1.0)
-    bshape = (-1, *([1] * (x.dim() - 1)))
+    bounds = _linf_bounds(x, eps) if norm == "linf" else None
+    # With early_stop, `result` holds every sample's answer and the loop only carries the samples
+    # still classified correctly: `active` are their rows, the other tensors are cut to match.
+    result = active = None
+    if early_stop and steps > 0:
+        result = x_adv.clone()
+        with torch.no_grad():
+            predictions = model(x).argmax(1)
+        fooled = predictions != y
+        result[fooled] = x[fooled]
+        active = (~fooled).nonzero().squeeze(1)
+        x, y, x_adv = x[active], y[active], x_adv[active]
+        if bounds is not None:
+            bounds = tuple(b[active] for b in bounds)
 
     for _ in range(steps):
+        if active is not None and len(active) == 0:  # every sample is fooled
+            break
         x_adv.requires_grad_(True)
-        (grad,) = torch.autograd.grad(_loss(model(x_adv), y, loss), x_adv)
+        logits = model(x_adv)
+        (grad,) = torch.autograd.grad(_loss(logits, y, loss), x_adv)
         x_adv.requires_grad_(False)
+        if active is not None:
+            predicted = logits.detach().argmax(1)
+            fooled = predicted != y
+            if fooled.any():
+                result[active[fooled]] = x_adv[fooled]
+                predictions[active[fooled]] = predicted[fooled]
+                keep = ~fooled
+                active, x, y, x_adv, grad = (t[keep] for t in (active, x, y, x_adv, grad))
+                if bounds is not None:
+                    bounds = tuple(b[keep] for b in bounds)
+                if len(active) == 0:
+                    break
+        del logits
         with torch.no_grad():
-            if norm == "linf":
-                x_adv.add_(grad.sign_(), alpha=step_size)
-                torch.maximum(x_adv, lo, out=x_adv)
-                torch.minimum(x_adv, hi, out=x_adv)
-            else:
-                if norm == "l2":
-                    gn = grad.reshape(grad.shape[0], -1).norm(dim=1).clamp_min_(1e-12)
-                    step = grad.div_(gn.view(bshape))
-                else:
-                    step = _l1_direction(grad, x_adv, l1_percentile)
-                delta = x_adv.sub_(x).add_(step, alpha=step_size)
-                proj = project_l2 if norm == "l2" else project_l1_box
-                x_adv = proj(delta, x, eps).add_(x).clamp_(0.0, 1.0)
+            x_adv = _ascend(x_adv, grad, x, norm=norm, eps=eps, step_size=step_size,
+                            bounds=bounds, l1_percentile=l1_percentile)
         del grad
 
-    return x_adv.detach()
+    if active is None:
+        result, active = x_adv.detach(), slice(None)
+        predictions = torch.empty_like(y) if return_predictions else None
+    else:
+        result[active] = x_adv
+    if return_predictions:
+        if len(x_adv):
+            with torch.no_grad():
+                predictions[active] = model(x_adv).argmax(1)
+        return result, predictions
+    return result
+
+
+def _linf_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ℓ∞ feasible set is a box: its bounds, kept so each step projects in place."""
+    return (x - eps).clamp_(min=0.0), (x + eps).clamp_(max=1.0)
+
+
+def _ascend(x_adv: torch.Tensor, grad: torch.Tensor, x: torch.Tensor, *, norm: str, eps: float,
+            step_size: float, bounds, l1_percentile: float) -> torch.Tensor:
+    """One ascent step from ``x_adv`` along ``grad`` and the projection back onto the feasible
+    set (in place where the norm allows it; ``grad`` is consumed)."""
+    if norm == "linf":
+        lo, hi = bounds
+        x_adv.add_(grad.sign_(), alpha=step_size)
+        torch.maximum(x_adv, lo, out=x_adv)
+        return torch.minimum(x_adv, hi, out=x_adv)
+    if norm == "l2":
+        gn = grad.reshape(grad.shape[0], -1).norm(dim=1).clamp_min_(1e-12)
+        step = grad.div_(gn.view(-1, *([1] * (grad.dim() - 1))))
+    else:
+        step = _l1_direction(grad, x_adv, l1_percentile)
+    delta = x_adv.sub_(x).add_(step, alpha=step_size)
+    proj = project_l2 if norm == "l2" else project_l1_box
+    return proj(delta, x, eps).add_(x).clamp_(0.0, 1.0)

@@ -8,9 +8,9 @@ optimizer set-up nor the checkpoint write that follow). The reference is
 whole epoch call. Both train their own copy of one freshly initialized model with the same
 settings; each round runs one epoch of each.
 
-``fast`` overrides settings for ours (by default ``channels_last: true``: on a CPU it speeds
-convolutional models up by about 1.4x, but the config's ``auto`` enables it on CUDA only).
-Ours with the unmodified settings runs in the same rounds too, and is reported in the details.
+Ours runs with the config's settings (``channels_last: auto`` is on for CNNs, on a CPU too).
+``fast`` may override settings for ours; ours with the unmodified settings then runs in the same
+rounds too, and is reported in the details.
 """
 
 from __future__ import annotations
@@ -48,7 +48,13 @@ def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict
     return run
 
 
-FAST_PATHS = {"channels_last": True}
+
+
+def _channels_last(settings: dict[str, Any], device: torch.device) -> bool:
+    """Whether ``train_model`` runs ``settings`` in channels_last on ``device``."""
+    from robustarch.train import uses_channels_last
+
+    return uses_channels_last(settings, device)
 
 
 def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
@@ -58,9 +64,9 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     """Time ``batches`` training batches of each loop per round.
 
     ``x, y``: uint8 training images and labels (a seeded subset of ``batches * batch_size`` is
-    used); ``fast``: settings overriding ``settings`` for ours (default :data:`FAST_PATHS`).
+    used); ``fast``: settings overriding ``settings`` for ours (default: none).
     """
-    fast = FAST_PATHS if fast is None else fast
+    fast = fast or {}
     batch_size = settings["batch_size"]
     n = batches * batch_size
     if len(x) < n:
@@ -93,7 +99,7 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         arch=settings["arch"], scale=settings["scale"], dataset=settings["dataset"],
         batch_size=batch_size, batches_per_round=batches,
         pgd_steps=settings["adversary"]["steps"], bf16=ours_settings.get("bf16"),
-        channels_last=ours_settings.get("channels_last"), fast_paths=dict(fast),
+        channels_last=_channels_last(ours_settings, device), fast_paths=dict(fast),
         reference_num_workers=num_workers,
         reference="conventional loop (PIL DataLoader, loss.backward() in the attack)",
         **details,
