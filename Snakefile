@@ -13,6 +13,12 @@ min_version("9.19")
 if str(Path(workflow.basedir) / "src") not in sys.path:
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
+# One pending scheduler re-evaluation timer instead of one more per finished job (Snakemake 9.27
+# otherwise spends up to a core re-scheduling; see the module).
+import robustarch.scheduler_timers
+
+robustarch.scheduler_timers.install()
+
 
 configfile: "config.yaml"
 
