@@ -170,6 +170,33 @@ def test_projection_matches_bisection_in_high_dimension(proj, norm, eps):
     assert np.all(size <= eps_t.numpy() * (1 + 1e-5))
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_l1_projection_sorting_only_live_coordinates_is_exact(seed, monkeypatch):
+    """The lower bound on the multiplier drops coordinates from the sort; the projection must
+    equal the one that sorts every breakpoint (no bound passes) to rounding."""
+    from robustarch.attacks import projections
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(16, 3, 16, 16, generator=g, dtype=torch.float64)
+    x[: 4] = (x[:4] * 3 - 1).clamp(0, 1)  # pixels on the box faces
+    # A PGD-ℓ1 iterate: a few large coordinates over dense small ones, some rows feasible already.
+    delta = torch.randn(x.shape, generator=g, dtype=torch.float64) * 1e-3
+    flat = delta.view(16, -1)
+    hot = torch.randint(0, flat.shape[1], (16, 40), generator=g)
+    flat.scatter_(1, hot, torch.randn(16, 40, generator=g, dtype=torch.float64))
+    eps = torch.linspace(0.5, 10.0, 16, dtype=torch.float64)
+    widths = []  # coordinates per row that each projection sorted
+    multiplier = projections._l1_multiplier
+    monkeypatch.setattr(projections, "_l1_multiplier",
+                        lambda a, cap, e: widths.append(a.shape[1]) or multiplier(a, cap, e))
+    pruned = project_l1_box(delta, x, eps)
+    monkeypatch.setattr(projections, "_L1_BOUND_PASSES", 0)  # every coordinate is sorted
+    full = project_l1_box(delta, x, eps)
+    torch.testing.assert_close(pruned, full, atol=1e-12, rtol=0)
+    assert torch.all(_norm(pruned, "l1") <= eps * (1 + 1e-12))
+    assert widths[1] == 3 * 16 * 16 and widths[0] <= widths[1] // 4
+
+
 @pytest.mark.parametrize("proj", [project_linf, project_l2, project_l1_box])
 def test_projection_of_feasible_point_is_identity_and_batched(proj):
     g = torch.Generator().manual_seed(0)
