@@ -84,8 +84,13 @@ def test_project_l1_box_is_optimal(case):
         options={"ftol": 1e-14, "maxiter": 500},
     )
     ref = res2.x[:n] - res2.x[n:]
-    assert np.sum((d - v) ** 2) <= np.sum((ref - v) ** 2) * (1 + 1e-7) + tol
-    np.testing.assert_allclose(d, ref, atol=1e-4)
+    ours_sq, ref_sq = np.sum((d - v) ** 2), np.sum((ref - v) ** 2)
+    assert ours_sq <= ref_sq * (1 + 1e-7) + tol
+    # The projection is unique, so a converged SLSQP lands on it. SLSQP does not always converge:
+    # once in CI it stopped at d = 0 on a 5-dimensional case, where the LP certificate above
+    # showed ours optimal; only a reference as good as ours is compared point by point.
+    if ref_sq <= ours_sq * (1 + 1e-7) + tol:
+        np.testing.assert_allclose(d, ref, atol=1e-4)
 
 
 @SETTINGS
