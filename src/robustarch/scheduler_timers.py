@@ -22,12 +22,9 @@ def install() -> bool:
         from snakemake.scheduling.job_scheduler import JobScheduler
     except ImportError:
         return False
-    original = getattr(JobScheduler, "_schedule_reevalutation", None)
-    if original is None:
+    if not hasattr(JobScheduler, "_schedule_reevalutation"):
         return False
-    if getattr(original, "_one_pending_timer", False):
-        return True
-    JobScheduler._schedule_reevalutation = schedule_reevaluation
+    JobScheduler._schedule_reevalutation = schedule_reevaluation  # idempotent
     return True
 
 
@@ -51,6 +48,3 @@ def schedule_reevaluation(scheduler, delay: float) -> None:
     timer = threading.Timer(delay, fire)
     timer.daemon = True
     timer.start()
-
-
-schedule_reevaluation._one_pending_timer = True

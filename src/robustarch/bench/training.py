@@ -48,15 +48,6 @@ def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict
     return run
 
 
-
-
-def _channels_last(settings: dict[str, Any], device: torch.device) -> bool:
-    """Whether ``train_model`` runs ``settings`` in channels_last on ``device``."""
-    from robustarch.train import uses_channels_last
-
-    return uses_channels_last(settings, device)
-
-
 def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                      settings: dict[str, Any], *, batches: int, warmup: int, repeats: int,
                      device: torch.device, fast: dict[str, Any] | None = None,
@@ -66,6 +57,8 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``x, y``: uint8 training images and labels (a seeded subset of ``batches * batch_size`` is
     used); ``fast``: settings overriding ``settings`` for ours (default: none).
     """
+    from robustarch.train import uses_channels_last
+
     fast = fast or {}
     batch_size = settings["batch_size"]
     n = batches * batch_size
@@ -99,7 +92,7 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         arch=settings["arch"], scale=settings["scale"], dataset=settings["dataset"],
         batch_size=batch_size, batches_per_round=batches,
         pgd_steps=settings["adversary"]["steps"], bf16=ours_settings.get("bf16"),
-        channels_last=_channels_last(ours_settings, device), fast_paths=dict(fast),
+        channels_last=uses_channels_last(ours_settings, device), fast_paths=dict(fast),
         reference_num_workers=num_workers,
         reference="conventional loop (PIL DataLoader, loss.backward() in the attack)",
         **details,
