@@ -47,6 +47,7 @@ rule evaluate_corruptions:
         batch_size=config["evaluation"]["batch_size"],
         num_samples=config["evaluation"]["num_samples"],
         state_dir=corruption_state_dir,
+        fold_batchnorm=config["evaluation"]["fold_batchnorm"],
     log:
         "logs/{dataset}/{arch}/{method}/eval_corruptions.log",
     benchmark:

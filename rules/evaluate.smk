@@ -14,6 +14,7 @@ rule evaluate:
         seed=config["evaluation"]["seed"],
         state_path=attack_state_path,
         bf16=config["evaluation"]["bf16"],
+        fold_batchnorm=config["evaluation"]["fold_batchnorm"],
     log:
         "logs/{dataset}/{arch}/{method}/eval_{attack}.log",
     benchmark:

@@ -175,31 +175,83 @@ def test_projection_matches_bisection_in_high_dimension(proj, norm, eps):
     assert np.all(size <= eps_t.numpy() * (1 + 1e-5))
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_l1_projection_sorting_only_live_coordinates_is_exact(seed, monkeypatch):
-    """The lower bound on the multiplier drops coordinates from the sort; the projection must
-    equal the one that sorts every breakpoint (no bound passes) to rounding."""
+def _pgd_l1_iterate(seed: int, rows: int = 16):
+    """A PGD-ℓ1 iterate before projection: a few large coordinates over dense small ones, some
+    pixels on the box faces, some rows feasible already; per-row eps."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(rows, 3, 16, 16, generator=g, dtype=torch.float64)
+    x[: rows // 4] = (x[: rows // 4] * 3 - 1).clamp(0, 1)  # pixels on the box faces
+    delta = torch.randn(x.shape, generator=g, dtype=torch.float64) * 1e-3
+    flat = delta.view(rows, -1)
+    hot = torch.randint(0, flat.shape[1], (rows, 40), generator=g)
+    flat.scatter_(1, hot, torch.randn(rows, 40, generator=g, dtype=torch.float64))
+    eps = torch.linspace(0.5, 10.0, rows, dtype=torch.float64)
+    return delta, x, eps
+
+
+def _sorted_rows(monkeypatch):
+    """Record the rows and widths that the exact sort is asked to solve."""
     from robustarch.attacks import projections
 
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(16, 3, 16, 16, generator=g, dtype=torch.float64)
-    x[: 4] = (x[:4] * 3 - 1).clamp(0, 1)  # pixels on the box faces
-    # A PGD-ℓ1 iterate: a few large coordinates over dense small ones, some rows feasible already.
-    delta = torch.randn(x.shape, generator=g, dtype=torch.float64) * 1e-3
-    flat = delta.view(16, -1)
-    hot = torch.randint(0, flat.shape[1], (16, 40), generator=g)
-    flat.scatter_(1, hot, torch.randn(16, 40, generator=g, dtype=torch.float64))
-    eps = torch.linspace(0.5, 10.0, 16, dtype=torch.float64)
-    widths = []  # coordinates per row that each projection sorted
-    multiplier = projections._l1_multiplier
-    monkeypatch.setattr(projections, "_l1_multiplier",
-                        lambda a, cap, e: widths.append(a.shape[1]) or multiplier(a, cap, e))
-    pruned = project_l1_box(delta, x, eps)
+    widths: list[tuple[int, int]] = []
+    for name in ("_l1_multiplier_sorted", "_l1_multiplier"):
+        fn = getattr(projections, name)
+        monkeypatch.setattr(projections, name, lambda a, cap, e, fn=fn, name=name: (
+            widths.append((name, *a.shape)) or fn(a, cap, e)))
+    return projections, widths
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_l1_newton_search_equals_the_full_sort(seed, monkeypatch):
+    """The Newton search for the multiplier gives the projection that sorting every breakpoint
+    gives, to rounding, and on PGD-like inputs it needs no sort at all."""
+    delta, x, eps = _pgd_l1_iterate(seed)
+    projections, calls = _sorted_rows(monkeypatch)
+    newton = project_l1_box(delta, x, eps)
+    assert calls == []  # every row solved by the search
+    monkeypatch.setattr(projections, "_L1_NEWTON_PASSES", 0)
     monkeypatch.setattr(projections, "_L1_BOUND_PASSES", 0)  # every coordinate is sorted
     full = project_l1_box(delta, x, eps)
+    assert calls[-1][1:] == (16 - int((_norm(delta, "l1") <= eps).sum()), 3 * 16 * 16) or \
+        calls[-1][2] == 3 * 16 * 16
+    torch.testing.assert_close(newton, full, atol=1e-12, rtol=0)
+    assert torch.all(_norm(newton, "l1") <= eps * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_l1_sort_fallback_sorting_only_live_coordinates_is_exact(seed, monkeypatch):
+    """Rows the search leaves take the sort; its lower bound on the multiplier drops most
+    coordinates from the sort, and the answer equals the sort of every breakpoint."""
+    delta, x, eps = _pgd_l1_iterate(seed)
+    projections, calls = _sorted_rows(monkeypatch)
+    monkeypatch.setattr(projections, "_L1_NEWTON_PASSES", 0)  # every row takes the sort
+    pruned = project_l1_box(delta, x, eps)
+    monkeypatch.setattr(projections, "_L1_BOUND_PASSES", 0)
+    full = project_l1_box(delta, x, eps)
     torch.testing.assert_close(pruned, full, atol=1e-12, rtol=0)
-    assert torch.all(_norm(pruned, "l1") <= eps * (1 + 1e-12))
+    widths = [width for name, _, width in calls if name == "_l1_multiplier"]
     assert widths[1] == 3 * 16 * 16 and widths[0] <= widths[1] // 4
+
+
+def test_l1_newton_search_with_box_held_coordinates(monkeypatch):
+    """Coordinates pushed past their box face start shrinking only once the multiplier passes
+    ``|v_i| - cap_i``, so a Newton step can overshoot the root; the bracket brings it back, and
+    the answer equals the full sort's whether or not a row needed the fallback."""
+    g = torch.Generator().manual_seed(7)
+    x = torch.rand(32, 200, generator=g, dtype=torch.float64).mul_(1.4).sub_(0.2).clamp_(0, 1)
+    delta = torch.randn(32, 200, generator=g, dtype=torch.float64) * torch.logspace(
+        -0.7, 0.5, 32, dtype=torch.float64)[:, None]
+    eps = torch.full((32,), 3.0, dtype=torch.float64)
+    a, cap = delta.abs(), torch.where(delta > 0, 1 - x, x)
+    assert ((a > cap) & (cap > 0)).sum(1).min() > 10  # many box-held coordinates in every row
+    projections, calls = _sorted_rows(monkeypatch)
+    newton = project_l1_box(delta, x, eps)
+    rows_sorted = sum(n for name, n, _ in calls if name == "_l1_multiplier_sorted")
+    assert rows_sorted <= 4  # the search solves (nearly) all of them
+    monkeypatch.setattr(projections, "_L1_NEWTON_PASSES", 0)
+    monkeypatch.setattr(projections, "_L1_BOUND_PASSES", 0)
+    torch.testing.assert_close(newton, project_l1_box(delta, x, eps), atol=1e-12, rtol=0)
+    assert torch.all(_norm(newton, "l1") <= eps * (1 + 1e-12))
 
 
 @pytest.mark.parametrize("proj", [project_linf, project_l2, project_l1_box])

@@ -65,6 +65,19 @@ def test_loaded_model_is_frozen_and_channels_last_where_faster(trained, digits):
         torch.testing.assert_close(model(x), plain(x), atol=1e-4, rtol=1e-4)
 
 
+def test_batch_norms_are_folded_only_when_asked(trained, digits):
+    """Weight analyses read the trained weights (the default); the attack and corruption
+    evaluations fold the norms (evaluation.fold_batchnorm): the same function."""
+    plain, _ = load_trained_model(trained)
+    folded, _ = load_trained_model(trained, fold_batchnorm=True)
+    norms = [m for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert not any(p.requires_grad for p in folded.parameters())
+    x = digits["x_test"][:64].float() / 255
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), plain(x), atol=1e-4, rtol=1e-4)
+
+
 def test_corrupt_model_file_is_reported(tmp_path, trained):
     from robustarch.checkpoint import CorruptFileError
 

@@ -29,11 +29,14 @@ _AA_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
-                       channels_last: bool | str = "auto") -> tuple[nn.Module, dict[str, Any]]:
+                       channels_last: bool | str = "auto",
+                       fold_batchnorm: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a model written by training (``model.pt``) for evaluation: in eval mode, on
     ``device``, its parameters frozen (attacks and analyses need input gradients only), in
     channels_last memory format where that is faster ("auto": on CUDA, and for CNNs on a CPU,
-    as in training)."""
+    as in training). ``fold_batchnorm``: fold eval-mode batch norms into the convolutions before
+    them (:mod:`robustarch.batchnorm_folding`; the same function, faster), for attacks and
+    corruptions; off by default, since it changes the weights that weight analyses read."""
     from .models import create_model
 
     data = load_model_file(path)
@@ -42,19 +45,24 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
                          mean=data["mean"], std=data["std"])
     model.load_state_dict(data["state_dict"])
     meta = {k: v for k, v in data.items() if k != "state_dict"}
-    return prepare_for_evaluation(model, data["arch"], device, channels_last), meta
+    model = prepare_for_evaluation(model, data["arch"], device, channels_last, fold_batchnorm)
+    return model, meta
 
 
 def prepare_for_evaluation(model: nn.Module, arch: str, device: str | torch.device = "cpu",
-                           channels_last: bool | str = "auto") -> nn.Module:
+                           channels_last: bool | str = "auto",
+                           fold_batchnorm: bool = False) -> nn.Module:
     """``model`` (of architecture ``arch``) in eval mode on ``device``, parameters frozen,
-    channels_last where faster (see :func:`load_trained_model`)."""
+    channels_last where faster, batch norms folded if asked (see :func:`load_trained_model`)."""
+    from .batchnorm_folding import fold_batchnorm as fold
     from .train import uses_channels_last
 
     device = torch.device(device)
+    model.eval().requires_grad_(False)
+    if fold_batchnorm:
+        fold(model)
     last = uses_channels_last({"arch": arch, "channels_last": channels_last}, device)
-    model.to(device, memory_format=torch.channels_last if last else torch.contiguous_format)
-    return model.eval().requires_grad_(False)
+    return model.to(device, memory_format=torch.channels_last if last else torch.contiguous_format)
 
 
 @torch.no_grad()

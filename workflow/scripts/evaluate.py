@@ -10,7 +10,8 @@ from robustarch.train import select_device
 log = setup_job(snakemake)
 params = snakemake.params
 device = select_device()
-model, meta = load_trained_model(snakemake.input.model, device=device)
+model, meta = load_trained_model(snakemake.input.model, device=device,
+                                 fold_batchnorm=params.fold_batchnorm)
 x, y = load_split(snakemake.input.test)
 if params.num_samples is not None:
     x, y = x[: params.num_samples], y[: params.num_samples]

@@ -16,7 +16,8 @@ from robustarch.train import select_device
 log = setup_job(snakemake)
 params = snakemake.params
 device = select_device()
-model, meta = load_trained_model(snakemake.input.model, device=device)
+model, meta = load_trained_model(snakemake.input.model, device=device,
+                                 fold_batchnorm=params.fold_batchnorm)
 files = dict(zip(params.corruptions, snakemake.input.corruptions, strict=True))
 batch_size = params.batch_size
 if batch_size == "auto":  # probe forward passes on the first corrupted set's images

@@ -8,8 +8,9 @@ accuracies (averaged over the rounds, each round a fresh random start), since a 
 only counts if it is not weaker.
 
 Ours runs as the evaluation runs it: with the attack's ``early_stop`` (on by default), samples
-leave the batch once misclassified. Ours scoring the last iterate of every sample (the
-references' convention) is timed in the same rounds and reported beside it.
+leave the batch once misclassified, and with ``evaluation.fold_batchnorm`` (on by default), the
+batch norms folded into the convolutions before them. Ours scoring the last iterate of every
+sample (the references' convention) is timed in the same rounds and reported beside it.
 """
 
 from __future__ import annotations
@@ -82,18 +83,21 @@ def reference_attack(model: nn.Module, settings: dict[str, Any], *, input_shape:
 
 def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict[str, Any],
                    *, warmup: int, repeats: int, num_classes: int = 10, seed: int = 0,
-                   model_description: str = "", arch: str = "", progress=None) -> Record:
+                   model_description: str = "", arch: str = "", fold_batchnorm: bool = True,
+                   progress=None) -> Record:
     """Time our PGD and the reference on the float ``[0, 1]`` batch ``x`` (on the model's
     device); record ``attack_pgd_<norm>``.
 
     The reference attacks ``model`` as given; ours a copy prepared as our evaluation prepares a
     loaded model of architecture ``arch`` (:func:`robustarch.evaluate.prepare_for_evaluation`:
-    frozen parameters, channels_last where faster)."""
+    frozen parameters, channels_last where faster, batch norms folded into the convolutions
+    before them as ``evaluation.fold_batchnorm`` asks)."""
     from robustarch.attacks import pgd
     from robustarch.evaluate import prepare_for_evaluation
 
     model.eval()
-    ours_model = prepare_for_evaluation(copy.deepcopy(model), arch, x.device)
+    ours_model = prepare_for_evaluation(copy.deepcopy(model), arch, x.device,
+                                        fold_batchnorm=fold_batchnorm)
     norm = settings["norm"]
     reference = reference_attack(model, settings, input_shape=tuple(x.shape[1:]),
                                  batch_size=len(x), num_classes=num_classes)
@@ -136,7 +140,7 @@ def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings:
     robust = {name: float(np.mean([accuracy(model if name == "reference" else ours_model, adv, y)
                                    for adv in advs]))
               for name, advs in outputs.items()}
-    details: dict[str, Any] = {"early_stop": early_stop}
+    details: dict[str, Any] = {"early_stop": early_stop, "fold_batchnorm": fold_batchnorm}
     if early_stop:
         last = median(throughputs(seconds["ours_last_iterate"], len(x)))
         details.update(ours_last_iterate=last,

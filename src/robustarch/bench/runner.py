@@ -157,7 +157,8 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
             progress(f"attack {name}: {count} images, {settings['steps']} steps")
             records.append(compare_attack(model, x, y, settings, warmup=sizes.attack_warmup,
                                           repeats=repeats, model_description=ATTACK_MODEL,
-                                          arch=TRAIN_ARCH, progress=progress))
+                                          arch=TRAIN_ARCH, progress=progress,
+                                          fold_batchnorm=config["evaluation"]["fold_batchnorm"]))
     if "precision" in wanted:
         progress("bf16 evaluation check")
         n = sizes.precision_samples
