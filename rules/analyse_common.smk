@@ -2,7 +2,7 @@
 # separate files): which models are analysed, the targets, and per-job settings.
 
 from robustarch.config import parse_budget
-from robustarch.models import model_info
+from robustarch.model_catalog import model_info
 
 ANALYSIS = config["analysis"]
 ANALYSIS_DATASET = ANALYSIS["dataset"]

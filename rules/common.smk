@@ -3,8 +3,6 @@
 import re
 from pathlib import Path
 
-import torch
-
 from robustarch.config import (
     ConfigError,
     attack_settings,
@@ -14,15 +12,16 @@ from robustarch.config import (
     training_settings,
     validate_config,
 )
-from robustarch.data import ARCHIVES, DATASETS
-from robustarch.models import list_models
+from robustarch.cuda_check import cuda_available
+from robustarch.data import ARCHIVES, DATASET_ARCHIVES
+from robustarch.model_catalog import list_models
 
 try:
     _validated = validate_config(
         config,
         load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"),
         known_architectures=list_models(),
-        known_datasets=DATASETS,
+        known_datasets=DATASET_ARCHIVES,
     )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -32,7 +31,7 @@ config.update(_validated)
 # A GPU slot per training/evaluation job where this machine has CUDA, so that profiles/default's
 # `gpu=1` runs one such job at a time per GPU; none on CPU-only machines, where cores alone
 # limit the jobs. Cluster profiles set the GPU request per rule themselves.
-GPU_PER_JOB = int(torch.cuda.is_available())
+GPU_PER_JOB = int(cuda_available())
 
 DATA = config["data_dir"]
 RUN = config["run"]
@@ -42,7 +41,7 @@ PRIMARY = config["report"]["table1_dataset"]
 
 
 wildcard_constraints:
-    dataset="|".join(re.escape(d) for d in DATASETS),
+    dataset="|".join(re.escape(d) for d in DATASET_ARCHIVES),
     arch=r"[A-Za-z0-9]+(?:-[A-Za-z0-9.]+)*",
     method=r"[a-z0-9_]+(?:-[A-Za-z0-9.+-]+)?",
     attack=r"[a-z0-9_]+",
@@ -135,8 +134,8 @@ def all_targets():
 
 
 def archive_input(wildcards):
-    spec = DATASETS[wildcards.dataset]
-    return {} if spec.archive is None else {"archive": f"{DATA}/downloads/{spec.archive}"}
+    source = DATASET_ARCHIVES[wildcards.dataset]
+    return {} if source is None else {"archive": f"{DATA}/downloads/{source.name}"}
 
 
 def train_settings(wildcards):

@@ -1,7 +1,7 @@
 # Helpers of rules/corruptions.smk (kept apart: Snakemake's linter wants functions and
 # rules in separate files).
 
-from robustarch.data.corruptions import CORRUPTIONS, PUBLISHED, SEVERITIES
+from robustarch.data.sources import CORRUPTIONS, PUBLISHED, SEVERITIES
 
 # studies.corruptions resolved (null datasets/architectures: those of run). Without the
 # section no model is in Table 4, nothing here is requested, and the rules keep defaults.

@@ -11,7 +11,7 @@ import os
 import re
 
 from robustarch.config import parse_method
-from robustarch.models import UnknownModelError, model_info
+from robustarch.model_catalog import UnknownModelError, model_info
 
 # Samples per split; a dataset not listed here is costed as CIFAR-10.
 TRAIN_SAMPLES = {"digits": 1437, "cifar10": 50000, "imagenette": 9469}

@@ -300,7 +300,7 @@ def _evaluate_job(work: Path, splits: Path, model: Path, settings: dict, **extra
         "input": {"model": str(model), "test": str(splits / "test.pt")},
         "output": {"outcomes": str(work / "results" / "eval" / f"{settings['name']}.parquet")},
         "params": {"settings": settings, "batch_size": AA_BATCH, "num_samples": None, "seed": 0,
-                   "bf16": False,
+                   "bf16": False, "fold_batchnorm": True,
                    "state_path": str(work / "checkpoints" / f"{settings['name']}.state")},
         "log": str(work / "logs" / "evaluate.log"), "marker": str(work / "paused"), **extra,
     }
@@ -314,7 +314,7 @@ def test_autoattack_killed_midway_resumes_from_its_state(tmp_path, splits, refer
 
     model_file = tmp_path / "model.pt"
     save_trained_model(model_file, reference, SETTINGS)
-    model, _ = load_trained_model(model_file)
+    model, _ = load_trained_model(model_file, fold_batchnorm=True)  # as the job loads it
     x, y = load_split(splits / "test.pt")
     save = aa_module._save_atomic
     saves = {"n": 0}

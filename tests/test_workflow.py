@@ -2,6 +2,7 @@
 end-to-end run on the bundled digits to results/table1.tex."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -141,6 +142,18 @@ def test_paper_config_plans_every_table_and_figure(tmp_path):
     assert counts["train"] == len(models)
     assert counts["table1"] == len(config["run"]["datasets"])
     assert counts["study_table"] == 4 and counts["figure3_l1_penalty"] == 1
+
+
+def test_planning_imports_no_torch(tmp_path):
+    """`snakemake -n` reads architectures from models/catalog.json and datasets from
+    robustarch.data.sources: importing torch would add seconds to every plan."""
+    code = ("import atexit, sys; atexit.register(lambda: print('torch imported:', "
+            "'torch' in sys.modules)); from snakemake.cli import main; main()")
+    result = subprocess.run([sys.executable, "-c", code, "-n", "--cores", "1"],
+                            cwd=_workdir(tmp_path), capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stdout
 
 
 def test_unknown_architecture_fails_with_the_valid_names(tmp_path):

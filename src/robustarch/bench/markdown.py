@@ -107,12 +107,18 @@ def render(doc: dict[str, Any], *, command: str = "python -m robustarch.bench") 
     if "plan" in by_name:
         out += ["", f"Planning: {by_name['plan']['details'].get('jobs', '?')} jobs in the dry run."]
     if attacks:
+        folded = attacks[0]["details"].get("fold_batchnorm")
         out += ["", "Each attack step is one forward and one input-gradient pass of the model, "
                 "the same work on both sides; ART's also computes the weight gradients "
-                "(`loss.backward()`). Most of our speed-up comes from the samples ours no longer "
-                "attacks once they are fooled, so it grows as robust accuracy falls; the rest "
-                "(the last-iterate ratio) from the model as our evaluation loads it: frozen "
-                "parameters, and channels_last for a CNN."]
+                "(`loss.backward()`). Our speed-up comes from the samples ours no longer "
+                "attacks once they are fooled, so it grows as robust accuracy falls, and (the "
+                "last-iterate ratio) from the model as our evaluation loads it: frozen "
+                "parameters, channels_last for a CNN"
+                + (", and each eval-mode batch norm folded into the convolution before it "
+                   "(`evaluation.fold_batchnorm`: the same function up to float rounding, one "
+                   "layer fewer in every pass)" if folded else "")
+                + ". ℓ1 steps also project exactly onto the ℓ1 ball ∩ box by a Newton search "
+                "for the multiplier instead of a sort (`robustarch.attacks.projections`)."]
 
     goals = doc.get("goals") or []
     if goals:

@@ -3,131 +3,39 @@
 Each dataset is prepared into ``{data_dir}/{name}/train.pt`` and ``test.pt``: dictionaries of
 a uint8 image tensor ``x`` (N, 3, H, W) and int64 labels ``y``. Training keeps a whole split
 on its device (see :mod:`robustarch.data.loader`).
+
+Importing this package does not import torch: :mod:`robustarch.data.sources` (names, archives,
+checksums) and :mod:`robustarch.data.download` are plain Python, so planning the workflow reads
+them without the seconds torch costs. The decoders and split files
+(:mod:`robustarch.data.datasets`) load on first use of one of their names.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+import importlib
+from typing import Any
 
-import torch
+from .download import ChecksumError, DownloadError, UnsafeArchiveError
+from .sources import ARCHIVES, CORRUPTIONS, DATASET_ARCHIVES, SEVERITIES, ArchiveSpec
 
-from ..errors import describe_error
-from . import cifar10, corruptions, imagenette
-from .digits import load_digits_tensors
-from .download import ChecksumError, DownloadError, UnsafeArchiveError, download
+_FROM_DATASETS = ("DATASETS", "DatasetSpec", "UnknownDatasetError", "dataset_spec",
+                  "decode_dataset", "download_archive", "load_split", "save_split")
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    url: str | None  # None: bundled, nothing to download
-    archive: str | None
-    md5: str | None
-    decode: Callable[..., dict[str, torch.Tensor]]
-
-
-DATASETS: dict[str, DatasetSpec] = {
-    "cifar10": DatasetSpec("cifar10", cifar10.URL, cifar10.ARCHIVE, cifar10.MD5,
-                           cifar10.load_cifar10_archive),
-    "imagenette": DatasetSpec("imagenette", imagenette.URL, imagenette.ARCHIVE, imagenette.MD5,
-                              imagenette.load_imagenette_archive),
-    "digits": DatasetSpec("digits", None, None, None, lambda: load_digits_tensors()),
-}
-
-
-@dataclass(frozen=True)
-class ArchiveSpec:
-    """A downloadable archive: where it comes from and its md5."""
-
-    name: str
-    url: str
-    md5: str
-
-
-# Every archive the workflow may download (rule download_archive), by file name.
-ARCHIVES: dict[str, ArchiveSpec] = {
-    spec.archive: ArchiveSpec(spec.archive, spec.url, spec.md5)
-    for spec in DATASETS.values()
-    if spec.archive is not None
-}
-ARCHIVES[corruptions.CIFAR10C_ARCHIVE] = ArchiveSpec(
-    corruptions.CIFAR10C_ARCHIVE, corruptions.CIFAR10C_URL, corruptions.CIFAR10C_MD5)
-
-
-class UnknownDatasetError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UnknownDatasetError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}"
-        ) from None
-
-
-def download_archive(name: str, dest: str | Path) -> Path:
-    spec = dataset_spec(name)
-    if spec.url is None:
-        raise ValueError(f"dataset {name!r} is bundled and has nothing to download")
-    return download(spec.url, dest, spec.md5)
-
-
-def decode_dataset(name: str, archive: str | Path | None = None) -> dict[str, torch.Tensor]:
-    """``{"x_train", "y_train", "x_test", "y_test"}`` for dataset ``name``."""
-    spec = dataset_spec(name)
-    if spec.url is None:
-        return spec.decode()
-    if archive is None:
-        raise ValueError(f"dataset {name!r} needs its archive {spec.archive}")
-    return spec.decode(archive, spec.md5)
-
-
-def save_split(path: str | Path, x: torch.Tensor, y: torch.Tensor) -> None:
-    """Atomically write one split (so a killed job leaves no half-written cache)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        torch.save({"x": x.contiguous(), "y": y.contiguous()}, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def load_split(path: str | Path, device: str | torch.device = "cpu"
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Load a split written by :func:`save_split` (uint8 images, int64 labels)."""
-    try:
-        data = torch.load(path, map_location=device, weights_only=True)
-        x, y = data["x"], data["y"]
-    except Exception as exc:
-        raise ValueError(
-            f"{path} is not a readable dataset split ({describe_error(exc)}); delete it "
-            "and run the workflow again to rebuild it."
-        ) from exc
-    if x.dtype != torch.uint8 or x.ndim != 4 or y.dtype != torch.int64 or len(x) != len(y):
-        raise ValueError(f"{path}: unexpected split format; delete it and run again")
-    return x, y
+def __getattr__(name: str) -> Any:
+    if name in _FROM_DATASETS:
+        return getattr(importlib.import_module(f"{__name__}.datasets"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "ARCHIVES",
-    "DATASETS",
+    "CORRUPTIONS",
+    "DATASET_ARCHIVES",
+    "SEVERITIES",
     "ArchiveSpec",
     "ChecksumError",
-    "DatasetSpec",
     "DownloadError",
-    "UnknownDatasetError",
     "UnsafeArchiveError",
-    "dataset_spec",
-    "decode_dataset",
-    "download_archive",
-    "load_split",
-    "save_split",
+    *_FROM_DATASETS,
 ]

@@ -14,10 +14,9 @@ import numpy as np
 import torch
 
 from .download import check_members, verify_md5
+from .sources import CIFAR10
 
-URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-ARCHIVE = "cifar-10-python.tar.gz"
-MD5 = "c58f30108f718f92721af3b95e74349a"
+URL, ARCHIVE, MD5 = CIFAR10.url, CIFAR10.name, CIFAR10.md5
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCHES = ["test_batch"]
 

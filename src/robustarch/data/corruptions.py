@@ -35,23 +35,10 @@ import torch
 
 from ..errors import describe_error
 from .download import check_members, verify_md5
+from .sources import CIFAR10C, CORRUPTIONS, PUBLISHED, SEVERITIES
 
-# The 15 corruptions of the benchmark (the validation corruptions are not used by the paper).
-CORRUPTIONS = (
-    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
-    "motion_blur", "zoom_blur", "snow", "frost", "fog", "brightness", "contrast",
-    "elastic_transform", "pixelate", "jpeg_compression",
-)
-SEVERITIES = (1, 2, 3, 4, 5)
-
-# Zenodo record 2535967 (v1): CIFAR-10-C/{corruption}.npy, 50000 x 32 x 32 x 3 uint8 with
-# the 10000 test images at severity 1, then 2, ..., 5; CIFAR-10-C/labels.npy, 50000 labels.
-CIFAR10C_URL = "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar?download=1"
-CIFAR10C_ARCHIVE = "CIFAR-10-C.tar"
-CIFAR10C_MD5 = "56bf5dcef84df0e2308c6dcbcbbd8499"
-
-# Datasets whose corrupted test set is published (downloaded, not generated), by archive.
-PUBLISHED = {"cifar10": CIFAR10C_ARCHIVE}
+# The corruption names, severities and CIFAR-10-C's archive live with the other sources.
+CIFAR10C_URL, CIFAR10C_ARCHIVE, CIFAR10C_MD5 = CIFAR10C.url, CIFAR10C.name, CIFAR10C.md5
 
 MIN_SIZE = 32  # imagecorruptions refuses smaller images
 

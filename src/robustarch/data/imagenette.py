@@ -16,10 +16,9 @@ import numpy as np
 import torch
 
 from .download import check_members, verify_md5
+from .sources import IMAGENETTE
 
-URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz"
-ARCHIVE = "imagenette2-320.tgz"
-MD5 = "3df6f0d01a2c9592104656642f5e78a3"
+URL, ARCHIVE, MD5 = IMAGENETTE.url, IMAGENETTE.name, IMAGENETTE.md5
 TRAIN_SIZE = 256
 TEST_RESIZE, TEST_CROP = 256, 224
 EXTENSIONS = (".jpeg", ".jpg", ".png")

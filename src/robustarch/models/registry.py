@@ -15,6 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import UnknownModelError, unknown_model
+
+__all__ = ["CATEGORIES", "SCALES", "ModelInfo", "NormalizedModel", "UnknownModelError",
+           "count_params", "create_model", "list_models", "model_info", "register_model"]
+
 CATEGORIES = ("CNN", "Transformer", "Hybrid")
 SCALES = ("paper", "tiny")
 
@@ -32,13 +37,6 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
-
-
-class UnknownModelError(KeyError):
-    """An architecture name that the registry does not have."""
-
-    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
-        return str(self.args[0])
 
 
 def register_model(
@@ -78,11 +76,7 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise UnknownModelError(
-            f"unknown architecture {name!r}; registered architectures are: "
-            f"{', '.join(list_models())}. Add one with @register_model "
-            "(see README, 'Adding an architecture')."
-        ) from None
+        raise unknown_model(name, list_models()) from None
 
 
 class Normalize(nn.Module):
