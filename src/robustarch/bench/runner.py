@@ -14,6 +14,7 @@ Workloads (all on scikit-learn's bundled digits, 3x32x32, so nothing is download
 
 from __future__ import annotations
 
+import copy
 import datetime
 import tempfile
 from dataclasses import asdict, dataclass
@@ -43,7 +44,7 @@ class Sizes:
 
 
 QUICK = Sizes(train_batches=2, train_warmup=1, train_repeats=5, attack_samples=128,
-              attack_warmup=1, attack_repeats=5, l1_samples=128, l1_repeats=3, plan_warmup=1,
+              attack_warmup=1, attack_repeats=5, l1_samples=128, l1_repeats=5, plan_warmup=1,
               plan_repeats=3, precision_samples=128, gpu_batches=20, gpu_repeats=3)
 FULL = Sizes(train_batches=4, train_warmup=1, train_repeats=9, attack_samples=256,
              attack_warmup=1, attack_repeats=9, l1_samples=256, l1_repeats=5, plan_warmup=1,
@@ -117,6 +118,7 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
     from robustarch.bench.training import compare_training
     from robustarch.config import attack_settings
     from robustarch.data.digits import load_digits_tensors
+    from robustarch.evaluate import prepare_for_evaluation
     from robustarch.models import create_model
 
     if gpu is None:
@@ -162,9 +164,12 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
     if "precision" in wanted:
         progress("bf16 evaluation check")
         n = sizes.precision_samples
+        # The model as the evaluation loads it (frozen, channels_last, norms folded as asked).
+        evaluated = prepare_for_evaluation(copy.deepcopy(model), TRAIN_ARCH, dev,
+                                           fold_batchnorm=config["evaluation"]["fold_batchnorm"])
         extra["precision"] = {
             "device": str(dev), "model": ATTACK_MODEL,
-            "rows": bf16_check(model, data["x_test"][:n], data["y_test"][:n], attacks,
+            "rows": bf16_check(evaluated, data["x_test"][:n], data["y_test"][:n], attacks,
                                device=dev),
         }
 
