@@ -9,7 +9,7 @@ import yaml
 from conftest import REPO
 from torch import nn
 
-from robustarch.batchnorm_folding import fold_batchnorm
+from robustarch.batchnorm_folding import FoldedView, fold_batchnorm
 from robustarch.models import create_model
 
 PAPER_ARCHITECTURES = yaml.safe_load((REPO / "config.yaml").read_text())["run"]["architectures"]
@@ -108,3 +108,78 @@ def test_training_mode_is_refused():
     with pytest.raises(ValueError, match=r"eval mode.*model\.eval\(\)"):
         fold_batchnorm(model)
     assert _count(model, nn.BatchNorm2d) > 0
+
+
+def _logits_and_input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    xi = x.clone().requires_grad_(True)
+    logits = model(xi)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), xi)
+    return logits.detach(), grad
+
+
+def test_folded_view_tracks_the_live_model():
+    """The view computes what the live model computes in eval mode; it shares every tensor
+    but the folded convolutions, which refresh() recomputes after the live weights change."""
+    torch.manual_seed(0)
+    model = _with_running_statistics(create_model("resnet", 10, 32, "tiny")).train()
+    view = FoldedView(model)
+    assert len(view) == _count(model, nn.BatchNorm2d) and not view.module.training
+    assert _count(view.module, nn.BatchNorm2d) == 0
+    assert set(model.state_dict()) == set(_with_running_statistics(
+        create_model("resnet", 10, 32, "tiny")).state_dict())  # nothing registered on model
+    x, y = torch.rand(8, 3, 32, 32), torch.arange(8) % 10
+
+    def close_to_live():
+        model.eval()
+        live = _logits_and_input_gradient(model, x, y)
+        model.train()
+        ours = _logits_and_input_gradient(view.module, x, y)
+        return all(torch.allclose(a, b, atol=1e-4 * b.abs().max(), rtol=1e-3)
+                   for a, b in zip(ours, live, strict=True))
+
+    assert close_to_live()
+    # A training step: the weights move and the norms' running statistics with them.
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+    assert not close_to_live()  # the folded convolutions still hold the old weights
+    view.refresh()
+    assert close_to_live()
+    with torch.no_grad():  # an unfolded parameter is the live tensor itself
+        head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+        head.bias += 1.0
+    assert close_to_live()
+    assert not any(p.requires_grad for m, _, t in view._targets for p in t.parameters())
+
+
+def test_training_crafts_attacks_with_a_refreshed_folded_view(digits, monkeypatch, tmp_path):
+    """train_model crafts each batch's attack with the folded view, refreshed before it; with
+    training.fold_batchnorm off, with the live model."""
+    from conftest import tiny_settings
+
+    from robustarch import train as train_module
+
+    refreshed, crafted_by = [], []
+    refresh = FoldedView.refresh
+    monkeypatch.setattr(FoldedView, "refresh",
+                        lambda self: refreshed.append(1) or refresh(self))
+    pgd = train_module.pgd
+    monkeypatch.setattr(train_module, "pgd",
+                        lambda model, *a, **k: crafted_by.append(model) or pgd(model, *a, **k))
+    x, y = digits["x_train"][:256], digits["y_train"][:256]
+    for fold in (True, False):
+        refreshed.clear(), crafted_by.clear()
+        torch.manual_seed(0)
+        model = create_model("resnet", 10, 32, "tiny")
+        settings = tiny_settings(epochs=1, batch_size=64, method="pgd_linf",
+                                 fold_batchnorm=fold)
+        train_module.train_model(model, (x, y), (x[:64], y[:64]), settings,
+                                 checkpoint_dir=tmp_path / f"fold-{fold}", log=lambda m: None,
+                                 device=torch.device("cpu"))
+        assert len(crafted_by) == 4
+        if fold:
+            assert len(refreshed) == 1 + 4  # at construction, then before each attack
+            assert all(m is not model and m is crafted_by[0] for m in crafted_by)
+        else:
+            assert refreshed == [] and all(m is model for m in crafted_by)
+

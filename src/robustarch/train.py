@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attacks import pgd
+from .batchnorm_folding import FoldedView
 from .checkpoint import clear_checkpoints, load_latest_checkpoint, save_checkpoint
 from .data.loader import DeviceLoader, make_augmentation
 from .models.weights import weight_parameters
@@ -191,6 +192,14 @@ def train_model(
 
     model = model.to(device, memory_format=memory_format)
     forward = torch.compile(model) if settings.get("compile") else model
+    # Attacks are crafted in eval mode, where each conv -> norm pair is one fixed convolution:
+    # a folded view of the model crafts them (the same function, one layer fewer per pass).
+    folded = None
+    if settings.get("fold_batchnorm", True) and method in ("pgd_linf", "pgd_linf_l1", "trades"):
+        folded = FoldedView(model)
+        folded = folded if len(folded) else None
+    attack_forward = forward if folded is None else (
+        torch.compile(folded.module) if settings.get("compile") else folded.module)
     augment = settings.get("augment", {})
     loader = DeviceLoader(
         *train_split,
@@ -255,17 +264,19 @@ def train_model(
             partial = None
         for x, y in loader:
             logits_clean = None
+            if folded is not None:
+                folded.refresh()  # the weights and norm statistics of the last step
             if method in ("pgd_linf", "pgd_linf_l1"):
                 model.eval()  # craft as the authors' code does: BN/dropout in eval mode
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    x = pgd(forward, x, y, norm="linf", eps=adversary["eps"],
+                    x = pgd(attack_forward, x, y, norm="linf", eps=adversary["eps"],
                             steps=adversary["steps"], step_size=adversary["step_size"],
                             random_start=adversary["random_start"], generator=attack_generator)
                 model.train()
             elif method == "trades":
                 model.eval()
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                    x_adv = trades_perturb(forward, x, eps=adversary["eps"],
+                    x_adv = trades_perturb(attack_forward, x, eps=adversary["eps"],
                                            steps=adversary["steps"],
                                            step_size=adversary["step_size"],
                                            generator=attack_generator)

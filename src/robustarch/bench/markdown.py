@@ -97,7 +97,11 @@ def render(doc: dict[str, Any], *, command: str = "python -m robustarch.bench") 
                 f"{d['batch_size']}, {d['batches_per_round']} batches per round, PGD-"
                 f"{d['pgd_steps']} (the config's `training.adversary`), both loops with the "
                 f"config's AdamW recipe. Ours is `train_model` with `channels_last: "
-                f"{d['channels_last']}`; the "
+                f"{d['channels_last']}`"
+                + (", crafting its attacks with the batch norms folded into the convolutions "
+                   "before them (`training.fold_batchnorm`; the attack runs the model in eval "
+                   "mode, where a norm is a fixed map)" if d.get("fold_batchnorm") else "")
+                + "; the "
                 "reference feeds PIL images through torchvision transforms and a `DataLoader` "
                 f"({d['reference_num_workers']} workers) and its attack calls `loss.backward()`."]
         if "ours_config_defaults" in d:

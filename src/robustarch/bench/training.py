@@ -8,7 +8,8 @@ optimizer set-up nor the checkpoint write that follow). The reference is
 whole epoch call. Both train their own copy of one freshly initialized model with the same
 settings; each round runs one epoch of each.
 
-Ours runs with the config's settings (``channels_last: auto`` is on for CNNs, on a CPU too).
+Ours runs with the config's settings (``channels_last: auto`` is on for CNNs, on a CPU too;
+``fold_batchnorm`` crafts the attacks with the norms folded into the convolutions).
 ``fast`` may override settings for ours; ours with the unmodified settings then runs in the same
 rounds too, and is reported in the details.
 """
@@ -92,7 +93,8 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         arch=settings["arch"], scale=settings["scale"], dataset=settings["dataset"],
         batch_size=batch_size, batches_per_round=batches,
         pgd_steps=settings["adversary"]["steps"], bf16=ours_settings.get("bf16"),
-        channels_last=uses_channels_last(ours_settings, device), fast_paths=dict(fast),
+        channels_last=uses_channels_last(ours_settings, device),
+        fold_batchnorm=ours_settings.get("fold_batchnorm", True), fast_paths=dict(fast),
         reference_num_workers=num_workers,
         reference="conventional loop (PIL DataLoader, loss.backward() in the attack)",
         **details,
