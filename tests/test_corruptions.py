@@ -29,7 +29,6 @@ from robustarch.corruptions import (
 )
 from robustarch.data import ARCHIVES, ChecksumError, UnsafeArchiveError
 from robustarch.data.corruptions import (
-    CIFAR10C_ARCHIVE,
     CORRUPTIONS,
     corrupt_images,
     generate_corruption,
@@ -37,6 +36,7 @@ from robustarch.data.corruptions import (
     prepare_corruption,
     save_corruption,
 )
+from robustarch.data.sources import CIFAR10C
 
 REPO = Path(__file__).resolve().parents[1]
 # Corruptions that draw random numbers (the others are deterministic functions of the image).
@@ -70,13 +70,13 @@ def _fake_cifar10c(path: Path, n: int = 4, extra: dict[str, bytes] | None = None
 
 
 def test_cifar10c_is_a_registered_download():
-    spec = ARCHIVES[CIFAR10C_ARCHIVE]
+    spec = ARCHIVES[CIFAR10C.name]
     assert spec.url.startswith("https://zenodo.org/") and "2535967" in spec.url
     assert re.fullmatch(r"[0-9a-f]{32}", spec.md5)
 
 
 def test_fake_cifar10c_archive_decodes_exact_pixels(tmp_path):
-    archive = tmp_path / CIFAR10C_ARCHIVE
+    archive = tmp_path / CIFAR10C.name
     images, labels, md5 = _fake_cifar10c(archive)
     out = tmp_path / "cifar10-c" / "gaussian_noise.pt"
     prepare_corruption("cifar10", "gaussian_noise", out, severities=[2, 5], archive=archive,
@@ -92,7 +92,7 @@ def test_fake_cifar10c_archive_decodes_exact_pixels(tmp_path):
 
 
 def test_wrong_checksum_is_refused_and_writes_nothing(tmp_path):
-    archive = tmp_path / CIFAR10C_ARCHIVE
+    archive = tmp_path / CIFAR10C.name
     _fake_cifar10c(archive)
     out = tmp_path / "cifar10-c" / "gaussian_noise.pt"
     with pytest.raises(ChecksumError, match="expected 0+"):
@@ -106,7 +106,7 @@ def test_unsafe_or_incomplete_archives_are_refused(tmp_path):
     with pytest.raises(UnsafeArchiveError, match="escape"):
         prepare_corruption("cifar10", "gaussian_noise", tmp_path / "a.pt", archive=unsafe,
                            md5=md5)
-    archive = tmp_path / CIFAR10C_ARCHIVE
+    archive = tmp_path / CIFAR10C.name
     _, _, md5 = _fake_cifar10c(archive)
     with pytest.raises(ValueError, match=r"not a CIFAR-10-C archive.*fog\.npy"):
         prepare_corruption("cifar10", "fog", tmp_path / "b.pt", archive=archive, md5=md5)

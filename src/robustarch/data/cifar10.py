@@ -16,12 +16,11 @@ import torch
 from .download import check_members, verify_md5
 from .sources import CIFAR10
 
-URL, ARCHIVE, MD5 = CIFAR10.url, CIFAR10.name, CIFAR10.md5
 TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCHES = ["test_batch"]
 
 
-def load_cifar10_archive(archive: str | Path, md5: str = MD5) -> dict[str, torch.Tensor]:
+def load_cifar10_archive(archive: str | Path, md5: str = CIFAR10.md5) -> dict[str, torch.Tensor]:
     """Decode the archive into uint8 (N, 3, 32, 32) images and int64 labels."""
     verify_md5(archive, md5)
     with tarfile.open(archive, "r:gz") as tar:

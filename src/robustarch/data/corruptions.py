@@ -37,9 +37,6 @@ from ..errors import describe_error
 from .download import check_members, verify_md5
 from .sources import CIFAR10C, CORRUPTIONS, PUBLISHED, SEVERITIES
 
-# The corruption names, severities and CIFAR-10-C's archive live with the other sources.
-CIFAR10C_URL, CIFAR10C_ARCHIVE, CIFAR10C_MD5 = CIFAR10C.url, CIFAR10C.name, CIFAR10C.md5
-
 MIN_SIZE = 32  # imagecorruptions refuses smaller images
 
 
@@ -128,7 +125,7 @@ def _read_npy(tar: tarfile.TarFile, member: tarfile.TarInfo) -> np.ndarray:
 
 
 def load_cifar10c_archive(archive: str | Path, corruption: str,
-                          severities: Sequence[int] = SEVERITIES, md5: str = CIFAR10C_MD5
+                          severities: Sequence[int] = SEVERITIES, md5: str = CIFAR10C.md5
                           ) -> dict[str, Any]:
     """One corruption of CIFAR-10-C from its archive (md5 checked before anything is read)."""
     _check_name(corruption)
@@ -195,7 +192,7 @@ def prepare_corruption(dataset: str, corruption: str, output: str | Path, *,
         if archive is None:
             raise ValueError(f"{dataset}: corruptions come from {PUBLISHED[dataset]}; pass it")
         data = load_cifar10c_archive(archive, corruption, severities,
-                                     md5=CIFAR10C_MD5 if md5 is None else md5)
+                                     md5=CIFAR10C.md5 if md5 is None else md5)
     else:
         if test is None:
             raise ValueError(f"{dataset}: generated corruptions need the test split")

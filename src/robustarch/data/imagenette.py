@@ -18,7 +18,6 @@ import torch
 from .download import check_members, verify_md5
 from .sources import IMAGENETTE
 
-URL, ARCHIVE, MD5 = IMAGENETTE.url, IMAGENETTE.name, IMAGENETTE.md5
 TRAIN_SIZE = 256
 TEST_RESIZE, TEST_CROP = 256, 224
 EXTENSIONS = (".jpeg", ".jpg", ".png")
@@ -36,7 +35,7 @@ def _decode(data: bytes, resize: int, crop: int) -> torch.Tensor:
     return TF.center_crop(image, [crop, crop])
 
 
-def load_imagenette_archive(archive: str | Path, md5: str = MD5) -> dict[str, torch.Tensor]:
+def load_imagenette_archive(archive: str | Path, md5: str = IMAGENETTE.md5) -> dict[str, torch.Tensor]:
     """Decode ``imagenette2-320.tgz`` (``<root>/{train,val}/<wnid>/<image>``)."""
     verify_md5(archive, md5)
     images: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
