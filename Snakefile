@@ -15,9 +15,9 @@ if str(Path(workflow.basedir) / "src") not in sys.path:
 
 # One pending scheduler re-evaluation timer instead of one more per finished job (Snakemake 9.27
 # otherwise spends up to a core re-scheduling; see the module).
-import robustarch.scheduler_timers
+import robustarch.workflow.scheduler_timers
 
-robustarch.scheduler_timers.install()
+robustarch.workflow.scheduler_timers.install()
 
 
 configfile: "config.yaml"

@@ -18,7 +18,7 @@ rule analyse_model:
         landscape=f"{MODEL_DIR}/landscape.npz",
         lipschitz=f"{MODEL_DIR}/lipschitz.json",
     params:
-        **analysis_settings(),
+        settings=ANALYSIS_SETTINGS,
     log:
         "logs/{dataset}/{arch}/{method}/analyse.log",
     benchmark:

@@ -1,8 +1,7 @@
 # Helpers of rules/analyse.smk (kept apart: Snakemake's linter wants functions and rules in
 # separate files): which models are analysed, the targets, and per-job settings.
 
-from robustarch.config import parse_budget
-from robustarch.model_catalog import model_info
+from robustarch.models.catalog import model_info
 
 ANALYSIS = config["analysis"]
 ANALYSIS_DATASET = ANALYSIS["dataset"]
@@ -64,27 +63,6 @@ def analysis_targets():
     if figure4_models():
         targets.append(f"{FIGURES}/figure4_landscape.pdf")
     return targets
-
-
-def analysis_settings():
-    """Per-kind keyword arguments of the analyses (budgets as floats)."""
-    lipschitz = dict(ANALYSIS["lipschitz"])
-    lipschitz["eps"] = parse_budget(lipschitz["eps"])
-    lipschitz["step_size"] = parse_budget(lipschitz["step_size"])
-    sparsity = {k: ANALYSIS["sparsity"][k] for k in ("threshold", "bins")}
-    landscape = {k: v for k, v in ANALYSIS["landscape"].items() if k != "figure4"}
-    return {"sparsity": sparsity, "landscape": landscape, "lipschitz": lipschitz}
-
-
-def analysis_runtime(wildcards):
-    """Minutes for rule analyse_model on a cluster, costed like training and evaluation
-    (helpers of rules/resources.smk): the landscape's forward passes plus the Lipschitz
-    ascent's forward+backward passes."""
-    land, lip = ANALYSIS["landscape"], ANALYSIS["lipschitz"]
-    passes = (land["grid"] ** 2 + 1) * land["samples"] * FORWARD
-    passes += lip["samples"] * lip["restarts"] * (lip["steps"] + FORWARD)
-    image_size = config["datasets"][wildcards.dataset]["image_size"]
-    return _minutes(passes * _sample_cost_s(wildcards, config["scale"], image_size))
 
 
 def analysis_categories():

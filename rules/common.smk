@@ -3,18 +3,18 @@
 import re
 from pathlib import Path
 
-from robustarch.config import (
-    ConfigError,
+from robustarch.config import ConfigError, load_schema, validate_config
+from robustarch.data import ARCHIVES, DATASET_ARCHIVES
+from robustarch.models.catalog import list_models
+from robustarch.runtime import cuda_available
+from robustarch.settings import (
+    analysis_settings,
     attack_settings,
+    evaluation_settings,
     l1_method,
-    load_schema,
     parse_method,
     training_settings,
-    validate_config,
 )
-from robustarch.cuda_check import cuda_available
-from robustarch.data import ARCHIVES, DATASET_ARCHIVES
-from robustarch.model_catalog import list_models
 
 try:
     _validated = validate_config(
@@ -38,6 +38,8 @@ RUN = config["run"]
 RESULTS = "results"
 MODEL_DIR = "results/{dataset}/{arch}/{method}"
 PRIMARY = config["report"]["table1_dataset"]
+EVALUATION = evaluation_settings(config)
+ANALYSIS_SETTINGS = analysis_settings(config)
 
 
 wildcard_constraints:

@@ -44,10 +44,8 @@ rule evaluate_corruptions:
     params:
         corruptions=CORRUPTION_STUDY["corruptions"],
         severities=CORRUPTION_STUDY["severities"],
-        batch_size=config["evaluation"]["batch_size"],
-        num_samples=config["evaluation"]["num_samples"],
+        evaluation=EVALUATION,
         state_dir=corruption_state_dir,
-        fold_batchnorm=config["evaluation"]["fold_batchnorm"],
     log:
         "logs/{dataset}/{arch}/{method}/eval_corruptions.log",
     benchmark:

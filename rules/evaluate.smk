@@ -8,13 +8,9 @@ rule evaluate:
     output:
         outcomes=f"{MODEL_DIR}/eval/{{attack}}.parquet",
     params:
-        settings=eval_settings,
-        batch_size=config["evaluation"]["batch_size"],
-        num_samples=config["evaluation"]["num_samples"],
-        seed=config["evaluation"]["seed"],
+        attack=eval_settings,
+        evaluation=EVALUATION,
         state_path=attack_state_path,
-        bf16=config["evaluation"]["bf16"],
-        fold_batchnorm=config["evaluation"]["fold_batchnorm"],
     log:
         "logs/{dataset}/{arch}/{method}/eval_{attack}.log",
     benchmark:

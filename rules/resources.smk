@@ -10,8 +10,8 @@ import math
 import os
 import re
 
-from robustarch.config import parse_method
-from robustarch.model_catalog import UnknownModelError, model_info
+from robustarch.models.catalog import UnknownModelError, model_info
+from robustarch.settings import parse_method
 
 # Samples per split; a dataset not listed here is costed as CIFAR-10.
 TRAIN_SAMPLES = {"digits": 1437, "cifar10": 50000, "imagenette": 9469}
@@ -79,30 +79,30 @@ def train_runtime(wildcards):
     """Wall time (minutes) of a training job: epochs x (training passes + a clean test pass)."""
     settings = train_settings(wildcards)
     base, _ = parse_method(wildcards.method)
-    steps = settings["adversary"]["steps"]
+    steps = settings.adversary.steps
     # Per training sample: the update, plus the attack's steps (TRADES: and the clean logits).
     passes = {"vanilla": 1, "pgd_linf": 1 + steps, "pgd_linf_l1": 1 + steps,
               "trades": 2 + steps}[base]
     n_train = TRAIN_SAMPLES.get(wildcards.dataset, TRAIN_SAMPLES["cifar10"])
     n_test = TEST_SAMPLES.get(wildcards.dataset, TEST_SAMPLES["cifar10"])
     per_epoch = n_train * passes + n_test * FORWARD
-    cost = _sample_cost_s(wildcards, settings["scale"], settings["image_size"])
-    return _minutes(settings["epochs"] * per_epoch * cost)
+    cost = _sample_cost_s(wildcards, settings.scale, settings.image_size)
+    return _minutes(settings.epochs * per_epoch * cost)
 
 
 def _attack_passes(settings):
     """Forward+backward passes per test sample."""
-    kind = settings["kind"]
+    kind = settings.kind
     if kind == "clean":
         return FORWARD
     if kind == "pgd":
-        return settings["steps"] + FORWARD
-    iterations = settings.get("iterations") or AA_ITERATIONS
-    if settings.get("version") == "standard":
+        return settings.steps + FORWARD
+    iterations = settings.iterations or AA_ITERATIONS
+    if settings.version == "standard":
         square = iterations * AA_SQUARE_QUERIES_PER_ITERATION * FORWARD
         return iterations * AA_STANDARD_RUNS + square
-    runs = settings.get("restarts") or 1
-    return iterations * runs * len(settings.get("components") or [None])
+    runs = settings.restarts or 1
+    return iterations * runs * len(settings.components or [None])
 
 
 def eval_runtime(wildcards):
@@ -125,6 +125,16 @@ def corruption_eval_runtime(wildcards):
     cost = _sample_cost_s(wildcards, config["scale"], image_size)
     passes = len(spec["corruptions"]) * len(spec["severities"]) * FORWARD
     return _minutes(n_test * passes * cost)
+
+
+def analysis_runtime(wildcards):
+    """Wall time (minutes) of an analyse_model job: the landscape's forward passes plus the
+    Lipschitz ascent's forward+backward passes."""
+    land, lip = ANALYSIS_SETTINGS.landscape, ANALYSIS_SETTINGS.lipschitz
+    passes = (land.grid**2 + 1) * land.samples * FORWARD
+    passes += lip.samples * lip.restarts * (lip.steps + FORWARD)
+    image_size = config["datasets"][wildcards.dataset]["image_size"]
+    return _minutes(passes * _sample_cost_s(wildcards, config["scale"], image_size))
 
 
 def gpu_job_mem_mb(wildcards):

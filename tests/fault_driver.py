@@ -6,7 +6,9 @@ kill the real rule scripts (it reruns them in its own process with :func:`run_sc
     python tests/fault_driver.py JOB.json
 
 ``JOB.json`` holds the script name, the fake ``snakemake`` object's fields (input, output,
-params, log, threads, rule, wildcards) and optional test hooks:
+params, log, threads, rule, wildcards), ``typed_params`` (param name -> the class of
+:mod:`robustarch.settings` it is rebuilt as, since Snakemake hands the scripts typed settings)
+and optional test hooks:
 
 - ``seed``: seed torch before the script runs, so the model the script builds has the initial
   weights of an in-process reference run;
@@ -39,11 +41,23 @@ class _Namespace(dict):
             raise AttributeError(name) from None
 
 
+def _typed(params: dict, types: dict) -> dict:
+    from robustarch import settings
+
+    params = dict(params)
+    for name, cls in types.items():
+        if cls == "AttackSettings":
+            params[name] = settings.attack_from_mapping(params[name])
+        else:
+            params[name] = settings.from_dict(getattr(settings, cls), params[name])
+    return params
+
+
 class FakeSnakemake:
     def __init__(self, job: dict):
         self.input = _Namespace(job.get("input", {}))
         self.output = _Namespace(job.get("output", {}))
-        self.params = _Namespace(job.get("params", {}))
+        self.params = _Namespace(_typed(job.get("params", {}), job.get("typed_params", {})))
         self.wildcards = _Namespace(job.get("wildcards", {}))
         self.log = [job["log"]]
         self.threads = job.get("threads", 1)
@@ -56,12 +70,12 @@ def _touch(path: str) -> None:
 
 def _install_hooks(job: dict) -> None:
     if job.get("pause_at_batch") is not None:
-        import robustarch.train
+        import robustarch.train.loop as loop
 
-        train_model = robustarch.train.train_model
+        train_model = loop.train_model
         batches = {"n": 0}
 
-        class CountingLoader(robustarch.train.DeviceLoader):
+        class CountingLoader(loop.DeviceLoader):
             def __iter__(self):
                 for batch in super().__iter__():
                     batches["n"] += 1
@@ -81,10 +95,10 @@ def _install_hooks(job: dict) -> None:
 
             return train_model(*args, stop_requested=poll, **kwargs)
 
-        # train.py looks both names up when called, and the script imports train_model when it
-        # runs, so both pick up these stand-ins.
-        robustarch.train.DeviceLoader = CountingLoader
-        robustarch.train.train_model = paused_train_model
+        # The training job looks train_model up in the loop module when it calls it, and the
+        # loop looks DeviceLoader up when it builds one, so both pick up these stand-ins.
+        loop.DeviceLoader = CountingLoader
+        loop.train_model = paused_train_model
 
     if job.get("pause_after_saves") is not None:
         # the package exports the function autoattack under the submodule's name

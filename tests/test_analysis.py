@@ -11,24 +11,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustarch.analysis import COMPONENTS
-from robustarch.analysis._io import load_landscape, write_json
 from robustarch.analysis.landscape import (
     filter_normalized_direction,
     grid_coordinates,
     landscape_samples,
     loss_landscape,
-    save_landscape,
 )
+from robustarch.analysis.landscape_file import load_landscape, save_landscape
 from robustarch.analysis.lipschitz import local_lipschitz
 from robustarch.analysis.sparsity import sparsity_ratio, sparsity_report, weight_components
-from robustarch.analysis.tables import (
+from robustarch.atomic import write_json
+from robustarch.models import create_model, list_models, model_info
+from robustarch.report.analysis_tables import (
     analysis_frame,
     landscape_frame,
     lipschitz_frame,
     sparsity_frame,
     write_analysis_table,
 )
-from robustarch.models import create_model, list_models, model_info
 
 
 class ChannelNorm(nn.Module):
@@ -274,7 +274,7 @@ def _write_model_files(tmp_path, arch, method, ratio, sharp, lip, dataset="digit
 
 
 def test_tables_and_figures(tmp_path):
-    from robustarch.analysis.figures import (
+    from robustarch.report.figures import (
         figure1,
         figure2,
         figure4,

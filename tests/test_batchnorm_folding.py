@@ -9,8 +9,8 @@ import yaml
 from conftest import REPO
 from torch import nn
 
-from robustarch.batchnorm_folding import FoldedView, fold_batchnorm
 from robustarch.models import create_model
+from robustarch.models.batchnorm_folding import FoldedView, fold_batchnorm
 
 PAPER_ARCHITECTURES = yaml.safe_load((REPO / "config.yaml").read_text())["run"]["architectures"]
 
@@ -157,14 +157,15 @@ def test_training_crafts_attacks_with_a_refreshed_folded_view(digits, monkeypatc
     training.fold_batchnorm off, with the live model."""
     from conftest import tiny_settings
 
-    from robustarch import train as train_module
+    from robustarch.train import loop as train_module
+    from robustarch.train import objectives
 
     refreshed, crafted_by = [], []
     refresh = FoldedView.refresh
     monkeypatch.setattr(FoldedView, "refresh",
                         lambda self: refreshed.append(1) or refresh(self))
-    pgd = train_module.pgd
-    monkeypatch.setattr(train_module, "pgd",
+    pgd = objectives.pgd
+    monkeypatch.setattr(objectives, "pgd",
                         lambda model, *a, **k: crafted_by.append(model) or pgd(model, *a, **k))
     x, y = digits["x_train"][:256], digits["y_train"][:256]
     for fold in (True, False):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -9,7 +10,6 @@ import torch
 from conftest import tiny_settings
 from torch import nn
 
-from robustarch import batch_size as bs
 from robustarch.bench.conventional import ConventionalTrainer, conventional_pgd
 from robustarch.bench.goals import check_goals
 from robustarch.bench.markdown import render
@@ -22,7 +22,9 @@ from robustarch.bench.records import (
     write_json,
 )
 from robustarch.bench.timing import interleaved
+from robustarch.evaluate import batch_size as bs
 from robustarch.models import create_model
+from robustarch.settings import Adversary, PGDSettings
 
 
 def _tiny_cnn() -> nn.Module:
@@ -170,7 +172,8 @@ def test_conventional_attack_computes_weight_gradients_ours_does_not():
 
 def test_conventional_trainer_trains(digits):
     settings = tiny_settings(method="pgd_linf", batch_size=16,
-                             adversary=dict(eps=8 / 255, steps=1, step_size=8 / 255))
+                             adversary=dict(eps=8 / 255, steps=1, step_size=8 / 255,
+                                            random_start=True))
     model = _tiny_cnn()
     before = [p.detach().clone() for p in model.parameters()]
     trainer = ConventionalTrainer(model, digits["x_train"][:48], digits["y_train"][:48],
@@ -185,7 +188,7 @@ def test_compare_training_quick(digits):
     settings = tiny_settings(method="pgd_linf", batch_size=16, channels_last="auto",
                              adversary=dict(eps=8 / 255, steps=1, step_size=8 / 255,
                                             random_start=True))
-    model = create_model("resnet", 10, 32, "tiny", settings["mean"], settings["std"])
+    model = create_model("resnet", 10, 32, "tiny", settings.mean, settings.std)
     record = compare_training(model, digits["x_train"], digits["y_train"], settings, batches=1,
                               warmup=0, repeats=1, device=torch.device("cpu"))
     assert record.name == "train" and record.unit == "images/s"
@@ -210,7 +213,8 @@ def test_compare_attack_quick(digits, norm, eps):
     model = _tiny_cnn().eval()
     x = digits["x_test"][:8].float() / 255
     y = digits["y_test"][:8]
-    settings = {"norm": norm, "eps": eps, "steps": 2, "step_size": eps / 4}
+    settings = PGDSettings(name=f"pgd_{norm}", norm=norm, eps=eps, steps=2, step_size=eps / 4,
+                           random_start=True, early_stop=True)
     record = compare_attack(model, x, y, settings, warmup=0, repeats=1)
     assert record.name == f"attack_pgd_{norm}"
     assert record.ours > 0 and record.reference > 0
@@ -225,7 +229,7 @@ def test_evaluate_attack_bf16_and_precision_check(digits):
     model = _tiny_cnn().eval()
     x, y = digits["x_test"][:16], digits["y_test"][:16]
     settings = {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255, "steps": 2,
-                "step_size": 2 / 255}
+                "step_size": 2 / 255, "random_start": True, "early_stop": True}
     fp32 = evaluate_attack(model, x, y, settings, batch_size=8)
     again = evaluate_attack(model, x, y, settings, batch_size=8, bf16=False)
     assert fp32.equals(again)  # fp32 stays the default
@@ -258,9 +262,10 @@ def test_flop_count_and_peaks():
     assert peak_bf16_flops("NVIDIA A100-SXM4-80GB") == pytest.approx(312e12)
     assert peak_bf16_flops("Some Future GPU") is None
     model = _tiny_cnn()
-    adversary = {"eps": 8 / 255, "step_size": 2 / 255}
-    plain = train_flops_per_image(model, image_size=32, adversary={**adversary, "steps": 0})
-    pgd2 = train_flops_per_image(model, image_size=32, adversary={**adversary, "steps": 2})
+    adversary = Adversary(eps=8 / 255, steps=0, step_size=2 / 255, random_start=True)
+    plain = train_flops_per_image(model, image_size=32, adversary=adversary)
+    pgd2 = train_flops_per_image(model, image_size=32,
+                                 adversary=dataclasses.replace(adversary, steps=2))
     # Training forward + backward is ~3 forwards; each attack step adds forward + input grad.
     forward = 2 * (8 * 3 * 9 * 16 * 16 + 8 * 16 * 16 * 10)  # 2 FLOPs per multiply-add
     # Training: forward + weight gradients + input gradients except the first layer's.
@@ -338,7 +343,8 @@ def test_eval_batch_size_on_cpu_uses_configured(tmp_path):
     x = torch.zeros(10, 3, 32, 32, dtype=torch.uint8)
     y = torch.zeros(10, dtype=torch.long)
     meta = {"arch": "cnn", "scale": "tiny", "image_size": 32}
-    settings = {"kind": "pgd", "norm": "linf"}
+    settings = PGDSettings(name="pgd_linf", norm="linf", eps=8 / 255, steps=2,
+                           step_size=2 / 255, random_start=True, early_stop=True)
     cache = tmp_path / "sizes.json"
     cpu = torch.device("cpu")
     assert bs.eval_batch_size(model, x, y, settings, configured=123, device=cpu, meta=meta,

@@ -23,15 +23,15 @@ def test_paper_config_is_valid_and_resolves_the_protocol(paper_config, schema):
     assert config["training"]["epochs"] == 100
     assert config["evaluation"]["num_samples"] is None  # default filled in
     pgd = attack_settings(config, "pgd_linf", "cifar10")
-    assert pgd["eps"] == pytest.approx(8 / 255)
-    assert pgd["step_size"] == pytest.approx(0.6 / 255)  # 3/40 of eps, the authors' setting
+    assert pgd.eps == pytest.approx(8 / 255)
+    assert pgd.step_size == pytest.approx(0.6 / 255)  # 3/40 of eps, the authors' setting
     l2 = attack_settings(config, "pgd_l2", "cifar10")
-    assert l2["step_size"] == pytest.approx(0.1125)
+    assert l2.step_size == pytest.approx(0.1125)
     l1 = attack_settings(config, "pgd_l1", "imagenette")
-    assert l1["eps"] == 1600 and l1["steps"] == 20
+    assert l1.eps == 1600 and l1.steps == 20
     train = training_settings(config, "cifar10", "resnet", "pgd_linf")
-    assert train["adversary"]["step_size"] == pytest.approx(0.8 / 255)
-    assert train["adversary"]["steps"] == 15 and train["image_size"] == 32
+    assert train.adversary.step_size == pytest.approx(0.8 / 255)
+    assert train.adversary.steps == 15 and train.image_size == 32
 
 
 def test_demo_config_layers_on_paper_config(paper_config, schema, repo):

@@ -16,19 +16,8 @@ import pytest
 import torch
 from torch import nn
 
-from robustarch.corruptions import (
-    COLUMNS,
-    collect_table4,
-    corruption_accuracy,
-    discard_corruption_state,
-    evaluate_corruptions,
-    table4_display,
-    table4_frame,
-    with_paper_table4,
-    write_corruption_outcomes,
-)
 from robustarch.data import ARCHIVES, ChecksumError, UnsafeArchiveError
-from robustarch.data.corruptions import (
+from robustarch.data.corruption_files import (
     CORRUPTIONS,
     corrupt_images,
     generate_corruption,
@@ -37,6 +26,19 @@ from robustarch.data.corruptions import (
     save_corruption,
 )
 from robustarch.data.sources import CIFAR10C
+from robustarch.evaluate.corruption_accuracy import (
+    COLUMNS,
+    discard_corruption_state,
+    evaluate_corruptions,
+    write_corruption_outcomes,
+)
+from robustarch.report.paper import with_paper_table4
+from robustarch.report.table4 import (
+    collect_table4,
+    corruption_accuracy,
+    table4_display,
+    table4_frame,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 # Corruptions that draw random numbers (the others are deterministic functions of the image).

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustarch.evaluate import evaluate_attack, load_trained_model, write_outcomes
-from robustarch.merge import MisalignedOutcomesError, read_outcomes, summarize
+from robustarch.evaluate.merge import MisalignedOutcomesError, read_outcomes, summarize
 from robustarch.models import create_model
 from robustarch.train import save_trained_model, train_model
 
@@ -16,7 +16,7 @@ from robustarch.train import save_trained_model, train_model
 def trained(digits, tmp_path_factory):
     torch.manual_seed(0)
     settings = tiny_settings(epochs=3)
-    model = create_model("resnet", 10, 32, "tiny", settings["mean"], settings["std"])
+    model = create_model("resnet", 10, 32, "tiny", settings.mean, settings.std)
     tmp = tmp_path_factory.mktemp("trained")
     result = train_model(model, (digits["x_train"][:512], digits["y_train"][:512]),
                          (digits["x_test"][:100], digits["y_test"][:100]), settings,
@@ -39,15 +39,18 @@ def test_model_file_roundtrip_and_per_sample_outcomes(trained, digits):
     assert np.array_equal(clean["prediction"].to_numpy(), direct.numpy())
     attacked = evaluate_attack(
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
-                      "steps": 5, "step_size": 2 / 255}, batch_size=50, seed=0)
+                      "steps": 5, "step_size": 2 / 255,
+                      "random_start": True, "early_stop": True}, batch_size=50, seed=0)
     assert attacked["correct"].mean() < clean["correct"].mean()
     again = evaluate_attack(
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
-                      "steps": 5, "step_size": 2 / 255}, batch_size=50, seed=0)
+                      "steps": 5, "step_size": 2 / 255,
+                      "random_start": True, "early_stop": True}, batch_size=50, seed=0)
     assert attacked.equals(again)  # seeded random start: reproducible
     last_iterate = evaluate_attack(
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
-                      "steps": 5, "step_size": 2 / 255, "early_stop": False},
+                      "steps": 5, "step_size": 2 / 255, "random_start": True,
+                      "early_stop": False},
         batch_size=50, seed=0)
     # The default early stop scores each sample's first misclassified point: never weaker.
     assert not (attacked["correct"] & ~last_iterate["correct"]).any()
@@ -79,7 +82,7 @@ def test_batch_norms_are_folded_only_when_asked(trained, digits):
 
 
 def test_corrupt_model_file_is_reported(tmp_path, trained):
-    from robustarch.checkpoint import CorruptFileError
+    from robustarch.errors import CorruptFileError
 
     bad = tmp_path / "model.pt"
     bad.write_bytes(trained.read_bytes()[:1000])

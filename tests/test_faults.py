@@ -38,29 +38,34 @@ import fault_driver
 import pandas as pd
 import pytest
 import torch
-from conftest import REPO, tiny_settings
+from conftest import REPO, tiny_settings_dict
 
-from robustarch.checkpoint import (
-    CorruptFileError,
-    list_checkpoints,
-    load_latest_checkpoint,
-    load_model_file,
-)
 from robustarch.config import ConfigError, validate_config
 from robustarch.data import DATASETS, ChecksumError, UnsafeArchiveError, load_split, save_split
 from robustarch.data.download import DownloadError, download
+from robustarch.errors import CorruptFileError
 from robustarch.evaluate import evaluate_attack, load_trained_model
 from robustarch.models import UnknownModelError, create_model, list_models
-from robustarch.train import NonFiniteLossError, save_trained_model, train_model, write_metrics
+from robustarch.settings import TrainingSettings, from_dict
+from robustarch.train import (
+    NonFiniteLossError,
+    list_checkpoints,
+    load_latest_checkpoint,
+    load_model_file,
+    save_trained_model,
+    train_model,
+    write_metrics,
+)
 
 DRIVER = Path(fault_driver.__file__)
 CPU = torch.device("cpu")
 N_TRAIN, N_TEST = 96, 50
-SETTINGS = tiny_settings(method="pgd_linf", epochs=3, batch_size=32, lr=1e-2,
-                         adversary=dict(eps=8 / 255, steps=1, step_size=8 / 255,
-                                        random_start=True))
-STEPS = N_TRAIN // SETTINGS["batch_size"]  # batches per epoch
-EPOCHS = SETTINGS["epochs"]
+SETTINGS_DICT = tiny_settings_dict(method="pgd_linf", epochs=3, batch_size=32, lr=1e-2,
+                                   adversary=dict(eps=8 / 255, steps=1, step_size=8 / 255,
+                                                  random_start=True))
+SETTINGS = from_dict(TrainingSettings, SETTINGS_DICT)
+STEPS = N_TRAIN // SETTINGS.batch_size  # batches per epoch
+EPOCHS = SETTINGS.epochs
 
 # Where a run stopped by SIGTERM after the 2nd batch of epoch 2 continues: training writes a
 # checkpoint at the batch where it saw the signal, so the rerun picks up after that batch.
@@ -74,8 +79,8 @@ EXPECTED_RESUME_AFTER_SIGTERM = {"epoch": 1, "batch": 2}
 
 def _create_model(arch: str = "resnet") -> torch.nn.Module:
     s = SETTINGS
-    return create_model(arch, num_classes=s["num_classes"], image_size=s["image_size"],
-                        scale=s["scale"], mean=s["mean"], std=s["std"])
+    return create_model(arch, num_classes=s.num_classes, image_size=s.image_size,
+                        scale=s.scale, mean=s.mean, std=s.std)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +95,7 @@ def splits(tmp_path_factory, digits) -> Path:
 def reference(splits, tmp_path_factory):
     """The uninterrupted run every interrupted one must match, bit for bit."""
     torch.set_num_threads(1)  # as the scripts run (threads: 1); module fixtures precede autouse
-    torch.manual_seed(SETTINGS["seed"])  # what fault_driver does before the script builds it
+    torch.manual_seed(SETTINGS.seed)  # what fault_driver does before the script builds it
     return train_model(_create_model(), load_split(splits / "train.pt"),
                        load_split(splits / "test.pt"), SETTINGS,
                        checkpoint_dir=tmp_path_factory.mktemp("reference"), device=CPU,
@@ -121,11 +126,12 @@ def _train_job(work: Path, splits: Path, **extra) -> dict:
     for sub in ("results", "logs"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     return {
-        "script": "train.py", "rule": "train", "seed": SETTINGS["seed"],
+        "script": "train.py", "rule": "train", "seed": SETTINGS.seed,
         "input": {"train": str(splits / "train.pt"), "test": str(splits / "test.pt")},
         "output": {"model": str(work / "results" / "model.pt"),
                    "metrics": str(work / "results" / "metrics.csv")},
-        "params": {"settings": SETTINGS, "checkpoint_dir": str(work / "checkpoints")},
+        "params": {"settings": SETTINGS_DICT, "checkpoint_dir": str(work / "checkpoints")},
+        "typed_params": {"settings": "TrainingSettings"},
         "log": str(work / "logs" / "train.log"), "marker": str(work / "paused"), **extra,
     }
 
@@ -150,10 +156,10 @@ def _run_here(job: dict, monkeypatch) -> list[str]:
     """Run ``job``'s script in this process (a rerun needs no fresh process: all it reads is on
     disk); returns what it logged. Its job setup would take over this process's stdout and
     logging, so it is replaced by a list, and its signal handlers are put back afterwards."""
-    import robustarch.jobs
+    import robustarch.workflow
 
     messages: list[str] = []
-    monkeypatch.setattr(robustarch.jobs, "setup_job", lambda snakemake: messages.append)
+    monkeypatch.setattr(robustarch.workflow, "setup_job", lambda snakemake: messages.append)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1)}
     try:
         fault_driver.run_script(job)
@@ -215,7 +221,7 @@ def test_sigkill_after_second_checkpoint_resumes_bit_identically(tmp_path, split
 def test_truncated_newest_checkpoint_falls_back_to_the_one_before(tmp_path, splits, reference):
     train, test = load_split(splits / "train.pt"), load_split(splits / "test.pt")
     newest = tmp_path / "epoch-0002.pt"
-    torch.manual_seed(SETTINGS["seed"])
+    torch.manual_seed(SETTINGS.seed)
     with pytest.raises(InterruptedError, match="checkpoint of epoch 2"):
         # A stop request right after epoch 2's checkpoint: the run ends at that epoch boundary.
         train_model(_create_model(), train, test, SETTINGS, checkpoint_dir=tmp_path, device=CPU,
@@ -274,7 +280,7 @@ def test_sigterm_mid_epoch_stops_without_a_model_and_resumes(tmp_path, splits, r
 
 def test_nan_loss_fails_clearly_and_writes_nothing(tmp_path, splits, monkeypatch):
     job = _train_job(tmp_path, splits)
-    job["params"]["settings"] = {**SETTINGS, "lr": 1e30, "warmup_epochs": 0}
+    job["params"]["settings"] = {**SETTINGS_DICT, "lr": 1e30, "warmup_epochs": 0}
     with pytest.raises(NonFiniteLossError) as info:
         _run_here(job, monkeypatch)
     message = str(info.value)
@@ -299,9 +305,11 @@ def _evaluate_job(work: Path, splits: Path, model: Path, settings: dict, **extra
         "script": "evaluate.py", "rule": "evaluate",
         "input": {"model": str(model), "test": str(splits / "test.pt")},
         "output": {"outcomes": str(work / "results" / "eval" / f"{settings['name']}.parquet")},
-        "params": {"settings": settings, "batch_size": AA_BATCH, "num_samples": None, "seed": 0,
-                   "bf16": False, "fold_batchnorm": True,
+        "params": {"attack": settings,
+                   "evaluation": {"batch_size": AA_BATCH, "num_samples": None, "seed": 0,
+                                  "bf16": False, "fold_batchnorm": True},
                    "state_path": str(work / "checkpoints" / f"{settings['name']}.state")},
+        "typed_params": {"attack": "AttackSettings", "evaluation": "EvaluationSettings"},
         "log": str(work / "logs" / "evaluate.log"), "marker": str(work / "paused"), **extra,
     }
 
@@ -403,12 +411,12 @@ def _assert_unknown_architecture(error: UnknownModelError, name: str) -> None:
     message = str(error)
     assert f"unknown architecture {name!r}" in message
     assert f"registered architectures are: {', '.join(list_models())}." in message
-    assert "Add one with @register_model" in message
+    assert "Add one as a module of robustarch/models/families/" in message
 
 
 def test_unknown_architecture_stops_training_before_any_output(tmp_path, splits, monkeypatch):
     job = _train_job(tmp_path, splits)
-    job["params"]["settings"] = {**SETTINGS, "arch": "reznet"}
+    job["params"]["settings"] = {**SETTINGS_DICT, "arch": "reznet"}
     with pytest.raises(UnknownModelError) as info:
         _run_here(job, monkeypatch)
     _assert_unknown_architecture(info.value, "reznet")
@@ -417,7 +425,7 @@ def test_unknown_architecture_stops_training_before_any_output(tmp_path, splits,
 
 def test_model_file_of_unknown_architecture_lists_the_valid_names(tmp_path, reference):
     path = tmp_path / "model.pt"  # e.g. written by a version that had an architecture since gone
-    save_trained_model(path, reference, {**SETTINGS, "arch": "resnet9000"})
+    save_trained_model(path, reference, dataclasses.replace(SETTINGS, arch="resnet9000"))
     with pytest.raises(UnknownModelError) as info:
         load_trained_model(path)
     _assert_unknown_architecture(info.value, "resnet9000")

@@ -6,22 +6,22 @@ import sys
 
 import pytest
 
-from robustarch import model_catalog
-from robustarch.model_catalog import (
+from robustarch.models import catalog as model_catalog
+from robustarch.models import list_models, model_info
+from robustarch.models.catalog import (
     CATALOG_PATH,
     UnknownModelError,
     read_catalog,
     registry_entries,
     source_hash,
 )
-from robustarch.models import list_models, model_info
 
 
 def test_committed_catalog_is_current():
     """models/catalog.json matches the model sources and the live registry entry by entry;
-    if this fails, run `python -m robustarch.model_catalog` and commit the file."""
+    if this fails, run `python -m robustarch.models.catalog` and commit the file."""
     entries = read_catalog()
-    assert entries is not None, "models/catalog.json is stale: python -m robustarch.model_catalog"
+    assert entries is not None, "models/catalog.json is stale: python -m robustarch.models.catalog"
     assert entries == registry_entries()
     assert sorted(entries) == list_models()
     for name, entry in entries.items():
@@ -36,7 +36,7 @@ def test_catalog_of_changed_sources_is_not_trusted(tmp_path):
     models = tmp_path / "models"
     shutil.copytree(CATALOG_PATH.parent, models, ignore=shutil.ignore_patterns("__pycache__"))
     assert read_catalog(models / "catalog.json") is not None
-    (models / "newarch.py").write_text("# a new family module\n")
+    (models / "families" / "newarch.py").write_text("# a new family module\n")
     assert source_hash(models) != source_hash()
     assert read_catalog(models / "catalog.json") is None
     (models / "catalog.json").write_text("{not json")
@@ -58,7 +58,7 @@ def test_unknown_architecture_names_the_valid_ones():
 
 
 def test_catalog_and_data_sources_import_no_torch():
-    code = ("import sys; import robustarch.model_catalog as c, robustarch.data, "
+    code = ("import sys; import robustarch.models.catalog as c, robustarch.data, "
             "robustarch.data.sources, robustarch.config; c.list_models(); "
             "print('torch' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -69,7 +69,7 @@ def test_catalog_and_data_sources_import_no_torch():
 
 def test_cuda_check_needs_no_torch_without_a_device(monkeypatch):
     """No visible device: answered without importing torch; with a device node, by torch."""
-    from robustarch import cuda_check
+    from robustarch import runtime as cuda_check
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert cuda_check.cuda_available() is False

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from robustarch.models import count_params, create_model, model_info
-from robustarch.models.botnet import RelPosMHSA
+from robustarch.models.families.botnet import RelPosMHSA
 
 CNN_FAMILIES = ["resnet", "preactresnet", "resnext", "wideresnet", "vgg", "densenet", "botnet"]
 

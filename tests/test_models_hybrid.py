@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from robustarch.models import count_params, create_model, list_models, model_info
-from robustarch.models.coatnet import MBConv, RelativeAttention, TransformerBlock
-from robustarch.models.vitae import NormalCell, PerformerAttention, ReductionCell
+from robustarch.models.families.coatnet import MBConv, RelativeAttention, TransformerBlock
+from robustarch.models.families.vitae import NormalCell, PerformerAttention, ReductionCell
 
 HYBRID = ["pvtv2", "coatnet", "cvt", "mobilevit", "vitae", "levit"]
 HYBRID_NAMES = [n for n in list_models() if model_info(n).family in HYBRID]
@@ -159,7 +159,7 @@ def _assert_same_network(ours: nn.Module, ref: nn.Module, x: torch.Tensor) -> No
 def test_mobilevit_is_vit_pytorch_mobilevit_s():
     from vit_pytorch.mobile_vit import MobileViT as Ref
 
-    from robustarch.models.mobilevit import PAPER, MobileViT
+    from robustarch.models.families.mobilevit import PAPER, MobileViT
 
     torch.manual_seed(0)
     ref = Ref(image_size=(64, 64), num_classes=10, dims=list(PAPER["dims"]),
@@ -170,7 +170,7 @@ def test_mobilevit_is_vit_pytorch_mobilevit_s():
 
 @pytest.mark.parametrize("image_size,grids", [(32, [16, 8, 4]), (224, [28, 14, 7])])
 def test_mobilevit_block_grids(image_size, grids):
-    from robustarch.models.mobilevit import _resizing_block
+    from robustarch.models.families.mobilevit import _resizing_block
 
     ResizingMobileViTBlock = _resizing_block()
 
@@ -186,7 +186,7 @@ def test_mobilevit_block_grids(image_size, grids):
 def test_levit_is_vit_pytorch_levit_at_stride_16():
     from vit_pytorch.levit import LeViT as Ref
 
-    from robustarch.models.levit import PAPER, LeViT
+    from robustarch.models.families.levit import PAPER, LeViT
 
     torch.manual_seed(0)
     ref = Ref(image_size=64, num_classes=10, dim=PAPER["dims"], depth=PAPER["depths"],

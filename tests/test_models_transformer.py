@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustarch.models import count_params, create_model, list_models, model_info
-from robustarch.models.swin import stage_windows
+from robustarch.models.families.swin import stage_windows
 
 FAMILIES = {
     # name: (Table 1 params in M, category)

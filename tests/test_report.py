@@ -1,7 +1,10 @@
 import pandas as pd
 import pytest
 
-from robustarch.report import display_name, paper_table, table1_frame, to_latex, with_paper_numbers
+from robustarch.report.latex import to_latex
+from robustarch.report.names import display_name
+from robustarch.report.paper import paper_table, with_paper_numbers
+from robustarch.report.table1 import table1_frame
 
 
 def _summary(arch, method, acc, worst=None):
@@ -61,7 +64,8 @@ def _study_summary(arch, method, clean, worst=None, dataset="digits"):
 
 
 def test_table2_rows_layouts_and_paper_join():
-    from robustarch.report import study_frame, table2_rows, with_paper_study_numbers
+    from robustarch.report.paper import with_paper_columns
+    from robustarch.report.studies import study_frame, table2_rows
 
     summaries = [_study_summary("coatnet", "pgd_linf", 0.8, 0.3),
                  _study_summary("coatnet-CCCC", "pgd_linf", 0.82, 0.25),
@@ -72,12 +76,12 @@ def test_table2_rows_layouts_and_paper_join():
     assert frame["vanilla_acc"].iloc[0] == pytest.approx(90.0)
     assert pd.isna(frame["vanilla_acc"].iloc[1])  # not trained: a missing cell
     assert frame["worst_case"].tolist() == pytest.approx([30.0, 25.0])
-    joined = with_paper_study_numbers(frame, "table2_coatnet_stages", ["architecture", "stages"])
+    joined = with_paper_columns(frame, "table2_coatnet_stages", ["architecture", "stages"])
     assert joined.loc[1, "paper_worst_case"] == pytest.approx(27.64)
 
 
 def test_table3_patch_sizes_and_activation_twins():
-    from robustarch.report import activation_rows, patch_size, study_frame, table3_rows
+    from robustarch.report.studies import activation_rows, patch_size, study_frame, table3_rows
 
     assert [patch_size(a) for a in ("vit", "vit-p8", "pvtv2", "pvtv2-p1")] == [4, 8, 4, 1]
     with pytest.raises(ValueError, match="no known patch size"):
@@ -92,7 +96,7 @@ def test_table3_patch_sizes_and_activation_twins():
 
 
 def test_trades_table_uses_the_trades_models():
-    from robustarch.report import study_frame, trades_rows
+    from robustarch.report.studies import study_frame, trades_rows
 
     summaries = [_study_summary("resnet", "trades", 0.7, 0.31),
                  _study_summary("resnet", "pgd_linf", 0.8, 0.2)]
@@ -103,7 +107,7 @@ def test_trades_table_uses_the_trades_models():
 
 
 def test_l1_penalty_figure_data_and_plot(tmp_path):
-    from robustarch.report import l1_penalty_frame, plot_l1_penalty
+    from robustarch.report.figures import figure3, l1_penalty_frame
 
     summaries = [_study_summary("resnet", "pgd_linf", 0.8, 0.2),
                  _study_summary("resnet", "pgd_linf_l1-5e-05", 0.7, 0.25)]
@@ -112,6 +116,6 @@ def test_l1_penalty_figure_data_and_plot(tmp_path):
     assert frame["method"].tolist() == ["pgd_linf", "pgd_linf_l1-5e-05", "pgd_linf_l1-0.0001"]
     assert frame["worst_case"].iloc[:2].tolist() == pytest.approx([20.0, 25.0])
     assert pd.isna(frame["clean_acc"].iloc[2])
-    plot_l1_penalty(frame, tmp_path / "fig.pdf", arch="resnet")
+    figure3(frame, tmp_path / "fig.pdf", arch="resnet")
     assert (tmp_path / "fig.pdf").read_bytes().startswith(b"%PDF")
     assert [p.name for p in tmp_path.iterdir()] == ["fig.pdf"]

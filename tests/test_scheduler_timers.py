@@ -3,7 +3,7 @@
 import threading
 import time
 
-from robustarch import scheduler_timers
+from robustarch.workflow import scheduler_timers
 
 
 class _Scheduler:

@@ -4,15 +4,15 @@ import pytest
 import torch
 from conftest import tiny_settings
 
-from robustarch.checkpoint import list_checkpoints
+from robustarch.attacks import trades_perturb
 from robustarch.config import ConfigError, l1_method, parse_method
 from robustarch.models import create_model
 from robustarch.train import (
     NonFiniteLossError,
     l1_penalty,
+    list_checkpoints,
     lr_factor,
     trades_loss,
-    trades_perturb,
     train_model,
 )
 

@@ -1,4 +1,6 @@
-"""Configuration: JSON-schema validation with defaults, readable errors, cross-references.
+"""Configuration (workflow glue): JSON-schema validation with defaults, readable errors,
+cross-references; then :mod:`robustarch.settings` turns the validated dictionary into the typed
+settings of each job.
 
 Errors name the key, the bad value and what is allowed, because a typo in a week-long run's
 config must fail at planning time, not silently fall back to a default.
@@ -8,8 +10,6 @@ from __future__ import annotations
 
 import copy
 import difflib
-import math
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -17,26 +17,17 @@ from typing import Any
 import jsonschema
 import yaml
 
-_FRACTION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*/\s*([0-9]+(?:\.[0-9]+)?)\s*$")
+from .errors import ConfigError
+from .settings import (
+    attack_settings,
+    l1_method,
+    parse_budget,
+    parse_method,
+    training_settings,
+)
 
-
-class ConfigError(ValueError):
-    """The configuration is invalid; the message lists every problem found."""
-
-
-def parse_budget(value: float | int | str) -> float:
-    """A number or a fraction string ``"a/b"`` (e.g. ``"8/255"``) as a float."""
-    if isinstance(value, bool):
-        raise ConfigError(f"budget {value!r} must be a number or a fraction 'a/b'")
-    if isinstance(value, int | float):
-        return float(value)
-    match = _FRACTION.match(str(value))
-    if not match:
-        raise ConfigError(f"budget {value!r} must be a number or a fraction 'a/b' such as '8/255'")
-    numerator, denominator = (float(g) for g in match.groups())
-    if denominator == 0:
-        raise ConfigError(f"budget {value!r} divides by zero")
-    return numerator / denominator
+__all__ = ["ConfigError", "attack_settings", "l1_method", "load_schema", "parse_budget",
+           "parse_method", "training_settings", "validate_config"]
 
 
 def _validator_with_defaults(schema: Mapping[str, Any]) -> jsonschema.Draft7Validator:
@@ -220,73 +211,3 @@ def _study_problems(config: dict[str, Any], known_architectures: Iterable[str] |
         except ConfigError as exc:
             problems.append(f"config key 'analysis.lipschitz.{key}': {exc}")
     return problems
-
-
-BASE_METHODS = ("vanilla", "pgd_linf", "trades", "pgd_linf_l1")
-_L1_METHOD = re.compile(r"^pgd_linf_l1-(.+)$")
-
-
-def l1_method(strength: float) -> str:
-    """The method name of PGD-ℓ∞ AT with penalty λ·Σ|w| (λ = 0 is plain ``pgd_linf``)."""
-    return "pgd_linf" if strength == 0 else f"pgd_linf_l1-{strength:g}"
-
-
-def parse_method(name: str) -> tuple[str, float]:
-    """``(base method, ℓ1 penalty strength)`` of a training method name."""
-    if name in ("vanilla", "pgd_linf", "trades"):
-        return name, 0.0
-    match = _L1_METHOD.match(name)
-    if match:
-        try:
-            strength = float(match.group(1))
-        except ValueError:
-            strength = -1.0
-        if strength >= 0 and math.isfinite(strength):
-            return "pgd_linf_l1", strength
-    raise ConfigError(
-        f"unknown training method {name!r}; valid: vanilla, pgd_linf, trades, and "
-        "pgd_linf_l1-<lambda> with a non-negative number lambda (e.g. pgd_linf_l1-5e-05)"
-    )
-
-
-def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> dict[str, Any]:
-    """The resolved settings of ``attack`` on ``dataset`` (budgets as floats)."""
-    if attack == "clean":
-        return {"name": "clean", "kind": "clean"}
-    spec = dict(config["attacks"][attack])
-    eps = parse_budget(spec.pop("eps")[dataset])
-    settings = {"name": attack, "kind": spec["kind"], "norm": spec["norm"], "eps": eps}
-    if spec["kind"] == "pgd":
-        settings.update(steps=spec["steps"], step_size=spec["step_size_ratio"] * eps,
-                        random_start=spec["random_start"], early_stop=spec["early_stop"])
-    else:
-        settings.update(version=spec["version"], components=spec.get("components"),
-                        iterations=spec["iterations"], restarts=spec["restarts"])
-    return settings
-
-
-def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method: str
-                      ) -> dict[str, Any]:
-    """Everything one training job needs, resolved (plain JSON-able values)."""
-    parse_method(method)  # fail early on a bad name
-    training = copy.deepcopy(dict(config["training"]))
-    adversary = training.pop("adversary")
-    trades = training.pop("trades")
-    if method == "trades":  # only where it matters, so other models' params stay unchanged
-        training["trades"] = trades
-    adversary["eps"] = parse_budget(adversary["eps"])
-    adversary["step_size"] = parse_budget(adversary["step_size"])
-    data = config["datasets"][dataset]
-    return {
-        **training,
-        "adversary": adversary,
-        "method": method,
-        "arch": arch,
-        "dataset": dataset,
-        "scale": config["scale"],
-        "image_size": data["image_size"],
-        "num_classes": data["num_classes"],
-        "mean": list(data["mean"]),
-        "std": list(data["std"]),
-        "augment": dict(data.get("augment", {})),
-    }

@@ -1,9 +1,7 @@
 """Download one dataset archive and verify its md5 (rule download_archive)."""
 
-from robustarch.data.download import download
-from robustarch.jobs import setup_job
+from robustarch.data.jobs import run_download_job
+from robustarch.workflow import setup_job
 
-log = setup_job(snakemake)
-log(f"downloading {snakemake.params.url}")
-download(snakemake.params.url, snakemake.output.archive, snakemake.params.md5)
-log(f"verified {snakemake.output.archive}")
+run_download_job(url=snakemake.params.url, md5=snakemake.params.md5,
+                 archive=snakemake.output.archive, log=setup_job(snakemake))

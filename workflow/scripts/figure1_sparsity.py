@@ -1,12 +1,7 @@
 """Paper Figure 1: weight histograms with the sparsity ratio (rule figure1_sparsity)."""
 
-import json
-from pathlib import Path
+from robustarch.report.jobs import write_figure1
+from robustarch.workflow import setup_job
 
-from robustarch.analysis.figures import figure1
-from robustarch.jobs import setup_job
-
-log = setup_job(snakemake)
-figure1([json.loads(Path(path).read_text()) for path in snakemake.input.reports],
-        snakemake.output.pdf)
-log(f"wrote {snakemake.output.pdf}")
+write_figure1(reports=snakemake.input.reports, pdf=snakemake.output.pdf,
+              log=setup_job(snakemake))

@@ -1,12 +1,8 @@
 """Per-attack accuracy and the sample-wise worst case of one model (rule merge_outcomes)."""
 
-from robustarch.jobs import setup_job
-from robustarch.merge import read_outcomes, summarize, write_json
+from robustarch.evaluate.jobs import run_merge_job
+from robustarch.workflow import setup_job
 
-log = setup_job(snakemake)
-paths = dict(snakemake.input.items())
-summary = summarize(read_outcomes(paths), snakemake.params.worst_case, sources=paths)
-w = snakemake.wildcards
-write_json({"dataset": w.dataset, "arch": w.arch, "method": w.method, **summary},
-           snakemake.output.summary)
-log(f"{summary}")
+run_merge_job(outcome_files=dict(snakemake.input.items()),
+              worst_case=snakemake.params.worst_case, model=dict(snakemake.wildcards.items()),
+              summary=snakemake.output.summary, log=setup_job(snakemake))

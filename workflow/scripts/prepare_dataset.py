@@ -1,11 +1,8 @@
 """Decode a dataset once into uint8 tensor splits (rule prepare_dataset)."""
 
-from robustarch.data import decode_dataset, save_split
-from robustarch.jobs import setup_job
+from robustarch.data.jobs import run_prepare_dataset_job
+from robustarch.workflow import setup_job
 
-log = setup_job(snakemake)
-splits = decode_dataset(snakemake.wildcards.dataset, snakemake.input.get("archive"))
-for split in ("train", "test"):
-    x, y = splits[f"x_{split}"], splits[f"y_{split}"]
-    save_split(snakemake.output[split], x, y)
-    log(f"{split}: {tuple(x.shape)} images, {int(y.max()) + 1} classes")
+run_prepare_dataset_job(dataset=snakemake.wildcards.dataset,
+                        archive=snakemake.input.get("archive"), train=snakemake.output.train,
+                        test=snakemake.output.test, log=setup_job(snakemake))

@@ -22,8 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from ._io import load_landscape, write_atomic
-from .sparsity import is_weight
+from ..models.weights import is_weight
 
 
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -114,18 +113,6 @@ def sharpness(loss: np.ndarray, centre_loss: float) -> float:
     return float(np.mean(loss - centre_loss))
 
 
-def save_landscape(result: dict[str, Any], path: str, **meta: Any) -> None:
-    """``landscape.npz``: coords, loss, centre_loss, sharpness, samples and ``meta`` strings."""
-    arrays = {k: np.asarray(v) for k, v in result.items()}
-    arrays.update({k: np.asarray(str(v)) for k, v in meta.items()})
-
-    def write(tmp):
-        with open(tmp, "wb") as fh:  # a file object: np.savez would append .npz to a name
-            np.savez(fh, **arrays)
-
-    write_atomic(path, write)
-
-
 __all__ = ["filter_normalized_direction", "grid_coordinates", "landscape_samples",
-           "load_landscape", "loss_landscape", "mean_loss", "save_landscape", "sharpness"]
+           "loss_landscape", "mean_loss", "sharpness"]
 

@@ -1,4 +1,5 @@
-"""Adversarial attacks: PGD (ℓ∞/ℓ2/ℓ1), exact projections, and a resumable AutoAttack wrapper.
+"""Adversarial attacks: PGD (ℓ∞/ℓ2/ℓ1), exact projections, a resumable AutoAttack wrapper and
+TRADES' inner maximization.
 
 Models take images in [0, 1] (normalization inside the model); the caller sets the model's mode
 (``model.eval()``). pyautoattack is imported only when :func:`autoattack` is called.
@@ -7,5 +8,6 @@ Models take images in [0, 1] (normalization inside the model); the caller sets t
 from robustarch.attacks.autoattack import autoattack
 from robustarch.attacks.pgd import pgd
 from robustarch.attacks.projections import project_l1_box, project_l2, project_linf
+from robustarch.attacks.trades import trades_perturb
 
-__all__ = ["pgd", "autoattack", "project_linf", "project_l2", "project_l1_box"]
+__all__ = ["pgd", "autoattack", "project_linf", "project_l2", "project_l1_box", "trades_perturb"]

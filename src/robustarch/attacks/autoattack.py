@@ -19,7 +19,7 @@ content, so the per-sample outcome is identical to one uninterrupted
 ``run_standard_evaluation`` call (tested in ``tests/test_attacks_crosscheck.py``).
 
 Resuming. With ``state_path``, after the clean pass and after every (stage, batch) the state is
-written atomically (temporary file + fsync + ``os.replace``) as JSON: the configuration and a
+written atomically (:mod:`robustarch.atomic`) as JSON: the configuration and a
 fingerprint of ``(x, y)``, the per-sample predictions, the stage that broke each sample, and the
 position ``(stage, next batch)``. A preempted run called again with the same arguments reloads it
 and continues with the next unfinished batch; because the batches are fixed by the state, the
@@ -54,6 +54,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import write_text
+
 __all__ = ["autoattack"]
 
 _FORMAT = "robustarch.autoattack/1"
@@ -69,21 +71,7 @@ def _fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def _save_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")  # fixed name: a killed write is overwritten
-    with tmp.open("w") as f:
-        json.dump(payload, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:  # make the rename itself durable (best effort; not supported everywhere)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
+    write_text(json.dumps(payload), path)
 
 
 def _default_device(model: torch.nn.Module, x: torch.Tensor) -> torch.device:

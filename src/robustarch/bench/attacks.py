@@ -26,6 +26,7 @@ from torch import nn
 
 from robustarch.bench.records import Record, median
 from robustarch.bench.timing import interleaved, throughputs
+from robustarch.settings import PGDSettings
 
 REFERENCES = {
     "linf": "torchattacks PGD",
@@ -46,11 +47,11 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 Attack = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def reference_attack(model: nn.Module, settings: dict[str, Any], *, input_shape: tuple[int, ...],
+def reference_attack(model: nn.Module, settings: PGDSettings, *, input_shape: tuple[int, ...],
                      batch_size: int, num_classes: int) -> Attack:
-    """The reference implementation of PGD for ``settings["norm"]``, as ``attack(x, y)``."""
-    norm, eps = settings["norm"], settings["eps"]
-    steps, step_size = settings["steps"], settings["step_size"]
+    """The reference implementation of PGD for ``settings.norm``, as ``attack(x, y)``."""
+    norm, eps = settings.norm, settings.eps
+    steps, step_size = settings.steps, settings.step_size
     if norm in ("linf", "l2"):
         import torchattacks
 
@@ -81,7 +82,7 @@ def reference_attack(model: nn.Module, settings: dict[str, Any], *, input_shape:
     raise ValueError(f"unknown norm {norm!r}")
 
 
-def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict[str, Any],
+def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: PGDSettings,
                    *, warmup: int, repeats: int, num_classes: int = 10, seed: int = 0,
                    model_description: str = "", arch: str = "", fold_batchnorm: bool = True,
                    progress=None) -> Record:
@@ -98,10 +99,10 @@ def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings:
     model.eval()
     ours_model = prepare_for_evaluation(copy.deepcopy(model), arch, x.device,
                                         fold_batchnorm=fold_batchnorm)
-    norm = settings["norm"]
+    norm = settings.norm
     reference = reference_attack(model, settings, input_shape=tuple(x.shape[1:]),
                                  batch_size=len(x), num_classes=num_classes)
-    early_stop = settings.get("early_stop", True)
+    early_stop = settings.early_stop
     outputs: dict[str, list[torch.Tensor]] = {"ours": [], "reference": []}
     if early_stop:
         outputs["ours_last_iterate"] = []
@@ -111,8 +112,8 @@ def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings:
         generator = torch.Generator(device=x.device).manual_seed(seed)
 
         def attack() -> torch.Tensor:
-            return pgd(ours_model, x, y, norm=norm, eps=settings["eps"], steps=settings["steps"],
-                       step_size=settings["step_size"], random_start=True, generator=generator,
+            return pgd(ours_model, x, y, norm=norm, eps=settings.eps, steps=settings.steps,
+                       step_size=settings.step_size, random_start=True, generator=generator,
                        early_stop=early_stop)
         return attack
 
@@ -150,9 +151,8 @@ def compare_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings:
     return Record.from_samples(
         f"attack_pgd_{norm}", throughputs(seconds["ours"], len(x)),
         throughputs(seconds["reference"], len(x)), "images/s",
-        reference=REFERENCES[norm], model=model_description, eps=settings["eps"],
-        steps=settings["steps"],
-        step_size=settings["step_size"], batch_size=len(x),
+        reference=REFERENCES[norm], model=model_description, eps=settings.eps,
+        steps=settings.steps, step_size=settings.step_size, batch_size=len(x),
         clean_accuracy=accuracy(model, x, y),
         ours_robust_accuracy=robust["ours"], reference_robust_accuracy=robust["reference"],
         **details,

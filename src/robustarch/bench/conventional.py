@@ -12,14 +12,14 @@ attack crafted in eval mode, same PGD budget and steps.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from robustarch.settings import TrainingSettings
 
 
 class PILImages(Dataset):
@@ -70,17 +70,17 @@ class ConventionalTrainer:
     """Holds the model, optimizer and loader; :meth:`run` trains ``batches`` batches."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                 settings: dict[str, Any], *, num_workers: int = 0,
+                 settings: TrainingSettings, *, num_workers: int = 0,
                  device: torch.device | str = "cpu"):
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.settings = settings
-        self.adversary = settings["adversary"]
-        self.loader = make_loader(x, y, batch_size=settings["batch_size"], seed=settings["seed"],
+        self.adversary = settings.adversary
+        self.loader = make_loader(x, y, batch_size=settings.batch_size, seed=settings.seed,
                                   num_workers=num_workers, pin_memory=self.device.type == "cuda")
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings["lr"],
-                                           betas=tuple(settings["betas"]),
-                                           weight_decay=settings["weight_decay"])
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr,
+                                           betas=settings.betas,
+                                           weight_decay=settings.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: 1.0)
 
     def run(self, batches: int | None = None) -> int:
@@ -92,9 +92,9 @@ class ConventionalTrainer:
             x = x.to(self.device, non_blocking=True)
             y = y.to(self.device, non_blocking=True)
             self.model.eval()
-            x_adv = conventional_pgd(self.model, x, y, eps=self.adversary["eps"],
-                                     steps=self.adversary["steps"],
-                                     step_size=self.adversary["step_size"])
+            x_adv = conventional_pgd(self.model, x, y, eps=self.adversary.eps,
+                                     steps=self.adversary.steps,
+                                     step_size=self.adversary.step_size)
             self.model.train()
             loss = F.cross_entropy(self.model(x_adv), y)
             self.optimizer.zero_grad()

@@ -12,6 +12,7 @@ setting reaches.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import tempfile
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from robustarch.bench.records import Record
+from robustarch.settings import Adversary, TrainingSettings
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendor's data sheets, matched
 # against torch.cuda.get_device_name; the first match wins, so specific names come first.
@@ -42,7 +44,7 @@ VARIANTS: dict[str, dict[str, bool]] = {
     "bf16_channels_last_compile": {"bf16": True, "channels_last": True, "compile": True},
 }
 
-PGD10 = {"eps": 8 / 255, "steps": 10, "step_size": 2 / 255, "random_start": True}
+PGD10 = Adversary(eps=8 / 255, steps=10, step_size=2 / 255, random_start=True)
 
 
 def peak_bf16_flops(device_name: str) -> float | None:
@@ -53,7 +55,7 @@ def peak_bf16_flops(device_name: str) -> float | None:
     return None
 
 
-def train_flops_per_image(model: torch.nn.Module, *, image_size: int, adversary: dict[str, Any],
+def train_flops_per_image(model: torch.nn.Module, *, image_size: int, adversary: Adversary,
                           device: torch.device | str = "cpu", batch: int = 2) -> float:
     """FLOPs of one adversarial training step per image: ``steps`` attack steps (forward and
     input gradient, as our PGD runs them) plus the training forward and backward (matmuls and
@@ -85,27 +87,27 @@ def train_flops_per_image(model: torch.nn.Module, *, image_size: int, adversary:
     train = count(train_step)
     model.zero_grad(set_to_none=True)
     model.train(was_training)
-    return (adversary["steps"] * attack + train) / batch
+    return (adversary.steps * attack + train) / batch
 
 
-def train_throughput(arch: str, variant: dict[str, bool], base: dict[str, Any], *,
+def train_throughput(arch: str, variant: dict[str, bool], base: TrainingSettings, *,
                      batch_size: int, batches: int, repeats: int, device: torch.device,
                      scale: str = "paper") -> dict[str, Any]:
     """Images/s (median of ``repeats`` epochs after a warm-up epoch) and peak memory (CUDA)."""
     from robustarch.models import create_model
     from robustarch.train import train_model
 
-    settings = {**base, **variant, "arch": arch, "scale": scale, "method": "pgd_linf",
-                "adversary": dict(PGD10), "batch_size": batch_size, "epochs": 1 + repeats,
-                "warmup_epochs": 0, "selection": "last"}
+    settings = dataclasses.replace(base, **variant, arch=arch, scale=scale, method="pgd_linf",
+                                   adversary=PGD10, batch_size=batch_size, epochs=1 + repeats,
+                                   warmup_epochs=0, selection="last")
     n = batch_size * batches
     generator = torch.Generator().manual_seed(0)
-    x = torch.randint(0, 256, (n, 3, base["image_size"], base["image_size"]),
+    x = torch.randint(0, 256, (n, 3, base.image_size, base.image_size),
                       dtype=torch.uint8, generator=generator)
-    y = torch.randint(0, base["num_classes"], (n,), generator=generator)
+    y = torch.randint(0, base.num_classes, (n,), generator=generator)
     torch.manual_seed(0)
-    model = create_model(arch, base["num_classes"], base["image_size"], scale,
-                         base["mean"], base["std"])
+    model = create_model(arch, base.num_classes, base.image_size, scale,
+                         base.mean, base.std)
     on_cuda = device.type == "cuda"
     if on_cuda:
         torch.cuda.empty_cache()
@@ -119,7 +121,7 @@ def train_throughput(arch: str, variant: dict[str, bool], base: dict[str, Any], 
             else None}
 
 
-def gpu_figures(base: dict[str, Any], *, archs: tuple[str, ...], batch_size: int, batches: int,
+def gpu_figures(base: TrainingSettings, *, archs: tuple[str, ...], batch_size: int, batches: int,
                 repeats: int, device: torch.device, scale: str = "paper",
                 variants: tuple[str, ...] = tuple(VARIANTS), progress=print
                 ) -> tuple[dict[str, Any], list[Record]]:
@@ -140,9 +142,9 @@ def gpu_figures(base: dict[str, Any], *, archs: tuple[str, ...], batch_size: int
             figures[variant] = train_throughput(arch, VARIANTS[variant], base,
                                                 batch_size=batch_size, batches=batches,
                                                 repeats=repeats, device=device, scale=scale)
-        model = create_model(arch, base["num_classes"], base["image_size"], scale,
-                             base["mean"], base["std"]).to(device)
-        flops = train_flops_per_image(model, image_size=base["image_size"], adversary=PGD10,
+        model = create_model(arch, base.num_classes, base.image_size, scale,
+                             base.mean, base.std).to(device)
+        flops = train_flops_per_image(model, image_size=base.image_size, adversary=PGD10,
                                       device=device)
         best = max(figures, key=lambda v: figures[v]["images_per_s"])
         achieved = flops * figures[best]["images_per_s"]

@@ -13,9 +13,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from robustarch.settings import AttackSettings
+
 
 def bf16_check(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-               attacks: dict[str, dict[str, Any]], *, device: torch.device,
+               attacks: dict[str, AttackSettings], *, device: torch.device,
                batch_size: int = 500, seed: int = 0) -> list[dict[str, Any]]:
     """One row per attack: fp32 and bf16 accuracy, flipped outcomes, whether it changed.
 

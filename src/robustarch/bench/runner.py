@@ -15,6 +15,7 @@ Workloads (all on scikit-learn's bundled digits, 3x32x32, so nothing is download
 from __future__ import annotations
 
 import copy
+import dataclasses
 import datetime
 import tempfile
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from robustarch.bench.records import Record, machine_info, results_document, versions
+from robustarch.settings import TrainingSettings
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def load_config(repo: Path) -> dict[str, Any]:
     return validate_config(config, load_schema(repo / "workflow/schemas/config.schema.yaml"))
 
 
-def train_settings(config: dict[str, Any]) -> dict[str, Any]:
+def train_settings(config: dict[str, Any]) -> TrainingSettings:
     """The config's recipe for the tiny ResNet on digits (pgd_linf, the config's adversary)."""
     from robustarch.config import training_settings
 
@@ -92,12 +94,13 @@ def attack_model(config: dict[str, Any], data: dict[str, torch.Tensor], device: 
     from robustarch.train import train_model
 
     settings = train_settings(config)
-    eps = settings["adversary"]["eps"]
-    settings.update(epochs=ATTACK_EPOCHS, warmup_epochs=1, lr=1e-2, selection="last", seed=0,
-                    adversary={**settings["adversary"], "steps": 1, "step_size": 1.25 * eps})
+    adversary = dataclasses.replace(settings.adversary, steps=1,
+                                    step_size=1.25 * settings.adversary.eps)
+    settings = dataclasses.replace(settings, epochs=ATTACK_EPOCHS, warmup_epochs=1, lr=1e-2,
+                                   selection="last", seed=0, adversary=adversary)
     torch.manual_seed(0)
-    model = create_model(TRAIN_ARCH, settings["num_classes"], settings["image_size"], "tiny",
-                         settings["mean"], settings["std"])
+    model = create_model(TRAIN_ARCH, settings.num_classes, settings.image_size, "tiny",
+                         settings.mean, settings.std)
     progress(f"training the attack benchmarks' model ({ATTACK_EPOCHS} epochs, FGSM-RS)")
     with tempfile.TemporaryDirectory(prefix="robustarch-bench-") as checkpoints:
         train_model(model, (data["x_train"], data["y_train"]), (data["x_test"], data["y_test"]),
@@ -137,11 +140,11 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
 
     if "train" in wanted:
         settings = train_settings(config)
-        progress(f"train: {TRAIN_ARCH} (tiny), batch {settings['batch_size']}, "
-                 f"PGD-{settings['adversary']['steps']}, {sizes.train_batches} batches a round")
-        torch.manual_seed(settings["seed"])
-        model = create_model(TRAIN_ARCH, settings["num_classes"], settings["image_size"],
-                             "tiny", settings["mean"], settings["std"])
+        progress(f"train: {TRAIN_ARCH} (tiny), batch {settings.batch_size}, "
+                 f"PGD-{settings.adversary.steps}, {sizes.train_batches} batches a round")
+        torch.manual_seed(settings.seed)
+        model = create_model(TRAIN_ARCH, settings.num_classes, settings.image_size,
+                             "tiny", settings.mean, settings.std)
         records.append(compare_training(
             model, data["x_train"], data["y_train"], settings, batches=sizes.train_batches,
             warmup=sizes.train_warmup, repeats=sizes.train_repeats, device=dev,
@@ -152,11 +155,11 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
         attacks = {name: attack_settings(config, name, DATASET) for name in EVAL_ATTACKS}
     if "attacks" in wanted:
         for name, settings in attacks.items():
-            count = sizes.l1_samples if settings["norm"] == "l1" else sizes.attack_samples
-            repeats = sizes.l1_repeats if settings["norm"] == "l1" else sizes.attack_repeats
+            count = sizes.l1_samples if settings.norm == "l1" else sizes.attack_samples
+            repeats = sizes.l1_repeats if settings.norm == "l1" else sizes.attack_repeats
             x = data["x_test"][:count].to(dev).float().div(255)
             y = data["y_test"][:count].to(dev)
-            progress(f"attack {name}: {count} images, {settings['steps']} steps")
+            progress(f"attack {name}: {count} images, {settings.steps} steps")
             records.append(compare_attack(model, x, y, settings, warmup=sizes.attack_warmup,
                                           repeats=repeats, model_description=ATTACK_MODEL,
                                           arch=TRAIN_ARCH, progress=progress,
@@ -184,7 +187,7 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
 
         base = training_settings(config, "cifar10", "resnet", "pgd_linf")
         section, gpu_records = gpu_figures(base, archs=("resnet", "vit"),
-                                           batch_size=base["batch_size"],
+                                           batch_size=base.batch_size,
                                            batches=sizes.gpu_batches,
                                            repeats=sizes.gpu_repeats,
                                            device=torch.device("cuda"), progress=progress)

@@ -17,6 +17,7 @@ rounds too, and is reported in the details.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import tempfile
 from typing import Any
 
@@ -26,9 +27,10 @@ from torch import nn
 from robustarch.bench.conventional import ConventionalTrainer
 from robustarch.bench.records import Record, median
 from robustarch.bench.timing import interleaved, throughputs
+from robustarch.settings import TrainingSettings
 
 
-def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict[str, Any],
+def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: TrainingSettings,
               device: torch.device):
     """A contender running one epoch of ``train_model`` on ``(x, y)``; returns its seconds.
 
@@ -38,7 +40,7 @@ def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict
     from robustarch.train import train_model
 
     test = (x[:2], y[:2])
-    run_settings = {**settings, "epochs": 1, "warmup_epochs": 0, "selection": "last"}
+    run_settings = dataclasses.replace(settings, epochs=1, warmup_epochs=0, selection="last")
 
     def run() -> float:
         with tempfile.TemporaryDirectory(prefix="robustarch-bench-") as checkpoints:
@@ -50,7 +52,7 @@ def our_epoch(model: nn.Module, x: torch.Tensor, y: torch.Tensor, settings: dict
 
 
 def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     settings: dict[str, Any], *, batches: int, warmup: int, repeats: int,
+                     settings: TrainingSettings, *, batches: int, warmup: int, repeats: int,
                      device: torch.device, fast: dict[str, Any] | None = None,
                      num_workers: int = 0, progress=None) -> Record:
     """Time ``batches`` training batches of each loop per round.
@@ -58,16 +60,16 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     ``x, y``: uint8 training images and labels (a seeded subset of ``batches * batch_size`` is
     used); ``fast``: settings overriding ``settings`` for ours (default: none).
     """
-    from robustarch.train import uses_channels_last
+    from robustarch.models.memory_format import uses_channels_last
 
     fast = fast or {}
-    batch_size = settings["batch_size"]
+    batch_size = settings.batch_size
     n = batches * batch_size
     if len(x) < n:
         raise ValueError(f"need {n} training images for {batches} batches, have {len(x)}")
     subset = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))[:n]
     xs, ys = x[subset].contiguous(), y[subset].contiguous()
-    ours_settings = {**settings, **fast}
+    ours_settings = dataclasses.replace(settings, **fast)
 
     reference = ConventionalTrainer(copy.deepcopy(model), xs, ys, settings,
                                     num_workers=num_workers, device=device)
@@ -90,11 +92,11 @@ def compare_training(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     return Record.from_samples(
         "train", throughputs(seconds["ours"], n), throughputs(seconds["reference"], n),
         "images/s",
-        arch=settings["arch"], scale=settings["scale"], dataset=settings["dataset"],
+        arch=settings.arch, scale=settings.scale, dataset=settings.dataset,
         batch_size=batch_size, batches_per_round=batches,
-        pgd_steps=settings["adversary"]["steps"], bf16=ours_settings.get("bf16"),
-        channels_last=uses_channels_last(ours_settings, device),
-        fold_batchnorm=ours_settings.get("fold_batchnorm", True), fast_paths=dict(fast),
+        pgd_steps=settings.adversary.steps, bf16=ours_settings.bf16,
+        channels_last=uses_channels_last(ours_settings.channels_last, settings.arch, device),
+        fold_batchnorm=ours_settings.fold_batchnorm, fast_paths=dict(fast),
         reference_num_workers=num_workers,
         reference="conventional loop (PIL DataLoader, loss.backward() in the attack)",
         **details,

@@ -7,7 +7,7 @@ on its device (see :mod:`robustarch.data.loader`).
 Importing this package does not import torch: :mod:`robustarch.data.sources` (names, archives,
 checksums) and :mod:`robustarch.data.download` are plain Python, so planning the workflow reads
 them without the seconds torch costs. The decoders and split files
-(:mod:`robustarch.data.datasets`) load on first use of one of their names.
+(:mod:`robustarch.data.splits`) load on first use of one of their names.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ _FROM_DATASETS = ("DATASETS", "DatasetSpec", "UnknownDatasetError", "dataset_spe
 
 def __getattr__(name: str) -> Any:
     if name in _FROM_DATASETS:
-        return getattr(importlib.import_module(f"{__name__}.datasets"), name)
+        return getattr(importlib.import_module(f"{__name__}.splits"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,7 +1,8 @@
 """Downloads and archives, verified before use.
 
-A download streams to ``<dest>.part``, is checked against its md5, and only then renamed into
-place, so no partial or unverified file ever sits at the final path. Archives are read in
+A download streams to a temporary file beside its destination (:mod:`robustarch.atomic`), is
+checked against its md5, and only then renamed into place, so no partial or unverified file
+ever sits at the final path. Archives are read in
 memory after every member name has been checked, so nothing in them can write outside.
 """
 
@@ -9,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import tarfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
+
+from ..atomic import atomic_path
 
 CHUNK = 1 << 20
 
@@ -54,51 +56,44 @@ def download(url: str, dest: str | Path, md5: str, *, retries: int = 3, backoff:
     """Download ``url`` to ``dest``, verify its md5, and return ``dest``.
 
     Retries with exponential back-off on network errors. On failure nothing is left at
-    ``dest`` (nor the temporary ``.part``), and :class:`DownloadError` names the URL and the
-    path where the file can be placed by hand.
+    ``dest`` (nor a temporary file), and :class:`DownloadError` names the URL and the path
+    where the file can be placed by hand.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
     last_error: Exception | None = None
     for attempt in range(retries):
         try:
-            digest = hashlib.md5()
-            received = 0
-            with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as fh:
-                announced = response.headers.get("Content-Length")
-                for chunk in iter(lambda: response.read(CHUNK), b""):
-                    fh.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if announced is not None and received != int(announced):
-                # http.client ends a body cut short by a dropped connection without an error;
-                # that is a network failure worth retrying, not a bad checksum.
-                raise ConnectionError(
-                    f"connection closed after {received} of {announced} bytes"
-                )
-            if digest.hexdigest() != md5:
-                # A wrong checksum will not fix itself on retry (proxy page, changed file).
-                raise ChecksumError(
-                    f"downloaded {url} has md5 {digest.hexdigest()}, expected {md5}"
-                )
-            os.replace(part, dest)
+            _fetch_verified(url, dest, md5, timeout)
             return dest
         except ChecksumError as exc:
-            part.unlink(missing_ok=True)
             raise DownloadError(_manual_hint(url, dest, str(exc))) from exc
         except (urllib.error.URLError, http.client.HTTPException, OSError, TimeoutError) as exc:
             # HTTPException: e.g. IncompleteRead of a chunked body cut short
-            part.unlink(missing_ok=True)
             last_error = exc
             if attempt + 1 < retries:
                 time.sleep(backoff * 2**attempt)
-        except BaseException:  # anything else (KeyboardInterrupt, a bug): still no .part left
-            part.unlink(missing_ok=True)
-            raise
     raise DownloadError(_manual_hint(url, dest, f"{type(last_error).__name__}: {last_error}"))
+
+
+def _fetch_verified(url: str, dest: Path, md5: str, timeout: float) -> None:
+    """One attempt: stream ``url`` into a temporary file, check length and md5, then move it
+    onto ``dest`` (the temporary file is removed on any error)."""
+    digest = hashlib.md5()
+    received = 0
+    with atomic_path(dest) as part:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as fh:
+            announced = response.headers.get("Content-Length")
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                fh.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+        if announced is not None and received != int(announced):
+            # http.client ends a body cut short by a dropped connection without an error;
+            # that is a network failure worth retrying, not a bad checksum.
+            raise ConnectionError(f"connection closed after {received} of {announced} bytes")
+        if digest.hexdigest() != md5:
+            # A wrong checksum will not fix itself on retry (proxy page, changed file).
+            raise ChecksumError(f"downloaded {url} has md5 {digest.hexdigest()}, expected {md5}")
 
 
 def _manual_hint(url: str, dest: Path, reason: str) -> str:

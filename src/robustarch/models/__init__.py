@@ -1,38 +1,30 @@
-"""Architectures. Importing this package registers every family module in it.
+"""Architectures: a string-keyed registry in the style of timm (``create_model("vit")``).
 
-Family modules are discovered rather than listed so that adding an architecture means adding
-one file (see README, "Adding an architecture").
+Each family is one module of :mod:`robustarch.models.families`, discovered rather than listed,
+so adding an architecture means adding one file (docs/layout.md, "Adding an architecture").
+
+Importing this package imports neither torch nor the families: planning the workflow reads the
+architectures' names from :mod:`robustarch.models.catalog`. The registry's names below load it
+(and every family) on first use.
 """
 
+from __future__ import annotations
+
 import importlib
-import pkgutil
+from typing import Any
 
-from .registry import (
-    CATEGORIES,
-    SCALES,
-    ModelInfo,
-    NormalizedModel,
-    UnknownModelError,
-    count_params,
-    create_model,
-    list_models,
-    model_info,
-    register_model,
-)
+_FROM_REGISTRY = ("CATEGORIES", "SCALES", "ModelInfo", "NormalizedModel", "count_params",
+                  "create_model", "list_models", "model_info", "register_model")
 
-for _mod in pkgutil.iter_modules(__path__):
-    if not _mod.name.startswith("_") and _mod.name != "registry":
-        importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = [
-    "CATEGORIES",
-    "SCALES",
-    "ModelInfo",
-    "NormalizedModel",
-    "UnknownModelError",
-    "count_params",
-    "create_model",
-    "list_models",
-    "model_info",
-    "register_model",
-]
+def __getattr__(name: str) -> Any:
+    if name in _FROM_REGISTRY:
+        return getattr(importlib.import_module(f"{__name__}.registry"), name)
+    if name == "UnknownModelError":
+        from ..errors import UnknownModelError
+
+        return UnknownModelError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [*_FROM_REGISTRY, "UnknownModelError"]

@@ -9,6 +9,7 @@ normalization lives inside the model, which is what lets attacks budget in pixel
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -67,12 +68,20 @@ def register_model(
     return decorator
 
 
+@functools.cache
+def _load_families() -> None:
+    """Import every family module (each registers its architectures on import)."""
+    from . import families  # noqa: F401
+
+
 def list_models(category: str | None = None) -> list[str]:
     """All registered names (sorted), optionally only those of one category."""
+    _load_families()
     return sorted(n for n, i in _REGISTRY.items() if category is None or i.category == category)
 
 
 def model_info(name: str) -> ModelInfo:
+    _load_families()
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -1,0 +1,85 @@
+"""The evaluation jobs: one model under one attack (rule ``evaluate``), under every corruption
+(rule ``evaluate_corruptions``), and the merge of a model's outcomes (rule
+``merge_outcomes``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from ..atomic import write_json
+from ..data.corruption_files import load_corruption
+from ..data.download import md5sum
+from ..data.splits import load_split
+from ..runtime import select_device
+from ..settings import AttackSettings, CleanSettings, EvaluationSettings
+from .attack import discard_state, evaluate_attack, write_outcomes
+from .batch_size import eval_batch_size
+from .corruption_accuracy import (
+    discard_corruption_state,
+    evaluate_corruptions,
+    write_corruption_outcomes,
+)
+from .loading import load_trained_model
+from .merge import read_outcomes, summarize
+
+
+def run_attack_job(*, model: str | Path, test: str | Path, attack: AttackSettings,
+                   evaluation: EvaluationSettings, outcomes: str | Path,
+                   state_path: str | Path, log: Callable[[str], None]) -> None:
+    """Write one row per test sample of ``model`` under ``attack``."""
+    device = select_device()
+    net, meta = load_trained_model(model, device=device,
+                                   fold_batchnorm=evaluation.fold_batchnorm)
+    x, y = load_split(test)
+    if evaluation.num_samples is not None:
+        x, y = x[: evaluation.num_samples], y[: evaluation.num_samples]
+    batch_size = eval_batch_size(net, x, y, attack, configured=evaluation.batch_size,
+                                 device=device, meta=meta, bf16=evaluation.bf16)
+    log(f"{meta['arch']}/{meta['method']}: {attack} on {len(y)} samples ({device}, "
+        f"batch {batch_size}{', bf16' if evaluation.bf16 else ''})")
+    frame = evaluate_attack(net, x, y, attack, batch_size=batch_size, seed=evaluation.seed,
+                            device=device, state_path=state_path, bf16=evaluation.bf16)
+    write_outcomes(frame, outcomes)
+    discard_state(state_path)
+    log(f"accuracy under {attack.name}: {frame['correct'].mean():.4f}")
+
+
+def run_corruption_job(*, model: str | Path, corruption_files: Sequence[str | Path],
+                       corruptions: Sequence[str], severities: Sequence[int],
+                       evaluation: EvaluationSettings, outcomes: str | Path,
+                       state_dir: str | Path, log: Callable[[str], None]) -> None:
+    """Write one row per (corruption, severity, test sample) of ``model``; resumes per
+    corruption from ``state_dir``."""
+    device = select_device()
+    net, meta = load_trained_model(model, device=device,
+                                   fold_batchnorm=evaluation.fold_batchnorm)
+    files = dict(zip(corruptions, corruption_files, strict=True))
+    batch_size = evaluation.batch_size
+    if batch_size == "auto":  # probe forward passes on the first corrupted set's images
+        probe = load_corruption(corruption_files[0])
+        batch_size = eval_batch_size(net, probe["x"][0], probe["y"], CleanSettings(),
+                                     configured="auto", device=device, meta=meta)
+    log(f"{meta['arch']}/{meta['method']}: {len(files)} corruptions x severities "
+        f"{list(severities)}, num_samples {evaluation.num_samples} ({device})")
+    frame = evaluate_corruptions(
+        net, files, severities, batch_size=batch_size, num_samples=evaluation.num_samples,
+        device=device, state_dir=state_dir,
+        # A retrained model must not reuse the partial results of the previous one.
+        state_key={"model_md5": md5sum(model)}, log=log,
+    )
+    write_corruption_outcomes(frame, outcomes)
+    discard_corruption_state(state_dir)
+    log(f"mean corruption accuracy: {frame['correct'].mean():.4f}")
+
+
+def run_merge_job(*, outcome_files: Mapping[str, str | Path], worst_case: Sequence[str],
+                  model: Mapping[str, str], summary: str | Path,
+                  log: Callable[[str], None]) -> None:
+    """Write ``summary.json``: accuracy per attack and the sample-wise worst case. ``model``
+    holds the dataset, arch and method it belongs to."""
+    paths = dict(outcome_files)
+    result = summarize(read_outcomes(paths), worst_case, sources=paths)
+    write_json({"dataset": model["dataset"], "arch": model["arch"], "method": model["method"],
+                **result}, summary)
+    log(f"{result}")

@@ -1,0 +1,72 @@
+"""Merge per-attack outcomes into a summary, with the sample-wise worst case (paper Eq. 2).
+
+W = (1/n) Σᵢ min over attacks a of 1[f(a(xᵢ)) = yᵢ]: a sample counts as robust only if every
+attack failed on it. That needs every attack's outcomes on the same samples with the same
+labels, so misaligned files are refused rather than silently joined.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+class MisalignedOutcomesError(ValueError):
+    """Attack outcome files that do not cover the same samples with the same labels."""
+
+
+def read_outcomes(paths: Mapping[str, str | Path]) -> dict[str, pd.DataFrame]:
+    frames = {}
+    for attack, path in paths.items():
+        frame = pd.read_parquet(path)
+        missing = {"index", "label", "prediction", "correct"} - set(frame.columns)
+        if missing:
+            raise MisalignedOutcomesError(f"{path}: missing columns {sorted(missing)}")
+        frames[attack] = frame.sort_values("index").reset_index(drop=True)
+    return frames
+
+
+def check_aligned(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, Any] | None = None
+                  ) -> None:
+    """Raise :class:`MisalignedOutcomesError` unless all frames have the same index/labels."""
+    sources = sources or {}
+    items = list(frames.items())
+    if not items:
+        raise MisalignedOutcomesError("no outcome files to merge")
+    ref_name, ref = items[0]
+    if ref["index"].duplicated().any():
+        raise MisalignedOutcomesError(f"{sources.get(ref_name, ref_name)}: duplicate indices")
+    for name, frame in items[1:]:
+        where = f"{sources.get(name, name)} vs {sources.get(ref_name, ref_name)}"
+        if len(frame) != len(ref) or not (frame["index"].to_numpy() == ref["index"].to_numpy()
+                                           ).all():
+            raise MisalignedOutcomesError(
+                f"{where}: the attack files cover different test samples ({len(frame)} vs "
+                f"{len(ref)} rows). Re-run the evaluation of both with the same "
+                "evaluation.num_samples."
+            )
+        if not (frame["label"].to_numpy() == ref["label"].to_numpy()).all():
+            raise MisalignedOutcomesError(
+                f"{where}: same sample indices but different labels; the files come from "
+                "different test sets. Re-run the stale evaluation."
+            )
+
+
+def summarize(frames: Mapping[str, pd.DataFrame], worst_case: Iterable[str],
+              sources: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Per-attack accuracy and the sample-wise worst case over ``worst_case`` attacks that are
+    present (``None`` when none is)."""
+    check_aligned(frames, sources)
+    accuracy = {name: float(frame["correct"].mean()) for name, frame in frames.items()}
+    members = [a for a in worst_case if a in frames]
+    worst = None
+    if members:
+        robust = frames[members[0]]["correct"].to_numpy().copy()
+        for name in members[1:]:
+            robust &= frames[name]["correct"].to_numpy()
+        worst = float(robust.mean())
+    n = len(next(iter(frames.values())))
+    return {"n": n, "accuracy": accuracy, "worst_case": worst, "worst_case_attacks": members}

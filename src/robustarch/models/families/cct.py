@@ -1,0 +1,73 @@
+"""CCT-7/3x1 (Hassani et al. 2021, "Escaping the Big Data Paradigm with Compact Transformers").
+
+Built with vit-pytorch's ``CCT`` (the family the paper used): embed dim 256, 7 encoder layers,
+4 heads, MLP ratio 2, a convolutional tokenizer of one 3x3 conv (stride 1) + ReLU + 3x3/2 max
+pool, learnable position embedding and sequence pooling; vit-pytorch's defaults otherwise
+(attention dropout 0.1, stochastic depth 0.1). 3.760M at 32 px / 10 classes (Table 1: 3.76M).
+
+Images over 64 px use CCT's ImageNet tokenizer (two 7x7 stride-2 convs, as in CCT-14/7x2):
+with the 3x1 tokenizer a 224 px image would give 12,544 tokens.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch.nn.functional as F
+from torch import nn
+
+from ..registry import register_model
+from ._transformer_blocks import is_small_image
+
+PAPER = dict(embedding_dim=256, num_layers=7, num_heads=4, mlp_ratio=2.0)  # CCT-7
+# The tiny scale tokenizes with one 7x7 stride-2 conv (CCT-x/7x1, CCT's stride rule for 7x7):
+# 8x8 tokens at 32 px instead of 16x16, since vit-pytorch's attention over 256 tokens costs
+# seconds per CPU training step.
+TINY = dict(embedding_dim=64, num_layers=2, num_heads=2, mlp_ratio=2.0)
+
+
+def build_cct(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> nn.Module:
+    if is_small_image(image_size) and scale == "paper":
+        tokenizer = dict(kernel_size=3, stride=1, padding=1, n_conv_layers=1)
+    elif is_small_image(image_size):
+        tokenizer = dict(kernel_size=7, stride=2, padding=3, n_conv_layers=1)
+    else:
+        tokenizer = dict(kernel_size=7, stride=2, padding=3, n_conv_layers=2)
+    # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
+    from vit_pytorch.cct import CCT
+
+    cfg = PAPER if scale == "paper" else TINY
+    model = CCT(
+        img_size=image_size,
+        num_classes=num_classes,
+        positional_embedding="learnable",
+        pooling_kernel_size=3,
+        pooling_stride=2,
+        pooling_padding=1,
+        **tokenizer,
+        **cfg,
+    )
+    if act == "relu":
+        # vit-pytorch's encoder layer calls its activation functionally (F.gelu); the tokenizer
+        # already uses ReLU, so this makes the whole network ReLU.
+        for block in model.classifier.blocks:
+            block.activation = F.relu
+    elif act != "gelu":
+        raise ValueError(f"unknown activation {act!r}")
+    return model
+
+
+register_model(
+    "cct",
+    category="Hybrid",
+    paper_params_m=3.76,
+    family="cct",
+    description="CCT-7/3x1 (vit-pytorch): 7 layers, dim 256, conv tokenizer, sequence pooling",
+)(build_cct)
+
+register_model(
+    "cct-relu",
+    category="Hybrid",
+    family="cct",
+    description="CCT-7/3x1 with every GELU replaced by ReLU (activation study)",
+)(functools.partial(build_cct, act="relu"))

@@ -1,0 +1,76 @@
+"""Swin-T (Liu et al. 2021) from timm, scaled to small images.
+
+timm's ``swin_tiny_patch4_window7_224`` configuration (embed dim 96, depths 2-2-6-2, heads
+3-6-12-24, MLP ratio 4, qkv bias, relative position bias, shifted windows) built through
+``timm.create_model`` with the patch and window sizes adapted to the input:
+
+* small images (<= 64 px): patch 2 and windows of at most 4, so that the four stages see
+  16-8-4-2 grids at 32 px (patch 4 / window 7 would leave stage 4 with a single token);
+* larger images: Swin-T's own patch 4 and windows of at most 7 (56-28-14-7 at 224 px).
+
+Each stage's window is the largest size not above that cap that divides the stage grid, so
+windows always tile the grid exactly (no padding); a window covering the whole grid is not
+shifted (timm's rule). At 32 px / 10 classes this is 27.505M (Table 1: 27.42M; the gap is
+timm's Swin-T itself, 27.527M with 10 classes at 224 px).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from torch import nn
+
+from ..registry import register_model
+from ._transformer_blocks import assert_no_gelu, is_small_image, replace_gelu
+
+TINY = dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))
+
+
+def stage_windows(grid: int, max_window: int, num_stages: int = 4) -> tuple[int, ...]:
+    """Per stage, the largest window <= ``max_window`` that divides that stage's grid."""
+    if grid % 2 ** (num_stages - 1):
+        raise ValueError(f"a {grid}x{grid} patch grid cannot be halved {num_stages - 1} times")
+    sizes = []
+    for i in range(num_stages):
+        res = grid // 2**i
+        sizes.append(max(w for w in range(1, min(max_window, res) + 1) if res % w == 0))
+    return tuple(sizes)
+
+
+def build_swin(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> nn.Module:
+    patch, max_window = (2, 4) if is_small_image(image_size) else (4, 7)
+    if image_size % patch:
+        raise ValueError(f"image_size {image_size} is not divisible by the patch size {patch}")
+    kwargs = dict(
+        img_size=image_size,
+        patch_size=patch,
+        window_size=stage_windows(image_size // patch, max_window),
+        num_classes=num_classes,
+    )
+    if scale != "paper":
+        kwargs.update(TINY)
+    # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
+    import timm
+
+    model = timm.create_model("swin_tiny_patch4_window7_224", **kwargs)
+    # timm's SwinTransformer has no model-level activation argument: swap the modules.
+    if act != "gelu":
+        replace_gelu(model, act)
+        assert_no_gelu(model)
+    return model
+
+
+register_model(
+    "swin",
+    category="Transformer",
+    paper_params_m=27.42,
+    family="swin",
+    description="Swin-T (timm swin_tiny) with patch 2 / window 4 for small images",
+)(build_swin)
+
+register_model(
+    "swin-relu",
+    category="Transformer",
+    family="swin",
+    description="Swin-T with every GELU replaced by ReLU (activation study)",
+)(functools.partial(build_swin, act="relu"))

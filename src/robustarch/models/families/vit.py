@@ -1,0 +1,98 @@
+"""ViT (Dosovitskiy et al. 2021) in the small CIFAR configuration the paper trained.
+
+Paper scale: dim 512, depth 6, heads 8 (64 per head), MLP dim 512, patch 4, class token and
+learned absolute position embedding, head LayerNorm -> Linear(512, 512) -> GELU -> Linear.
+This is the early vit-pytorch ``ViT`` layout (linear patch embedding, pre-norm blocks, bias-free
+qkv, MLP head) that CIFAR ViT baselines use; it gives 9.786M parameters at 32 px / 10 classes
+(Table 1: 9.78M). Written in plain PyTorch because current vit-pytorch changed the patch
+embedding and head, and hard-codes GELU (the activation study needs ReLU).
+
+Variants: ``vit-p8/p4/p2`` (patch-size study; ``vit`` is ``vit-p4``) and ``vit-relu``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from torch import nn
+
+from ..registry import register_model
+from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible
+
+
+class ViT(nn.Module):
+    def __init__(
+        self,
+        num_classes: int,
+        image_size: int,
+        patch_size: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        head_dim: int,
+        act: str = "gelu",
+    ):
+        super().__init__()
+        check_divisible(image_size, patch_size, "patch size")
+        act_layer = ACTIVATIONS[act]
+        num_patches = (image_size // patch_size) ** 2
+        # A stride-p convolution is the same map as "cut p x p patches, then Linear(3p^2, dim)".
+        self.patch_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        # Sized from image_size, so the token grid follows the input resolution.
+        self.pos_embed = nn.Parameter(torch.randn(1, num_patches + 1, dim) * 0.02)
+        self.blocks = nn.Sequential(
+            *[PreNormBlock(dim, heads, dim_head, mlp_dim, act_layer) for _ in range(depth)]
+        )
+        self.head = nn.Sequential(
+            nn.LayerNorm(dim),
+            nn.Linear(dim, head_dim),
+            act_layer(),
+            nn.Linear(head_dim, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = self.blocks(x)
+        return self.head(x[:, 0])
+
+
+PAPER = dict(dim=512, depth=6, heads=8, dim_head=64, mlp_dim=512, head_dim=512)
+# Same structure, ~80k parameters: two blocks of width 64.
+TINY = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128, head_dim=64)
+
+
+def build_vit(
+    num_classes: int, image_size: int, scale: str, patch_size: int = 4, act: str = "gelu"
+) -> ViT:
+    cfg = PAPER if scale == "paper" else TINY
+    return ViT(num_classes, image_size, patch_size, act=act, **cfg)
+
+
+register_model(
+    "vit",
+    category="Transformer",
+    paper_params_m=9.78,
+    family="vit",
+    description="ViT: dim 512, depth 6, 8 heads, MLP 512, patch 4, cls token + abs. pos-emb",
+)(build_vit)
+
+for _p in (8, 4, 2):
+    register_model(
+        f"vit-p{_p}",
+        category="Transformer",
+        paper_params_m=9.78 if _p == 4 else None,
+        family="vit",
+        description=f"ViT with patch size {_p} (patch-size study)",
+    )(functools.partial(build_vit, patch_size=_p))
+
+register_model(
+    "vit-relu",
+    category="Transformer",
+    family="vit",
+    description="ViT with every GELU replaced by ReLU (activation study)",
+)(functools.partial(build_vit, act="relu"))

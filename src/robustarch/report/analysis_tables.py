@@ -1,0 +1,110 @@
+"""The analyses' tables: results/{sparsity,landscape,lipschitz}.csv and results/table_analysis.tex
+(sparsity, sharpness, Lipschitz constant and worst-case accuracy side by side)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..analysis import COMPONENTS
+from ..analysis.landscape_file import load_landscape
+from ..atomic import write_csv, write_text
+from .latex import to_latex
+from .names import display_name, method_name
+
+KEYS = ["dataset", "arch", "method"]
+ANALYSIS_COLUMNS = ["architecture", "category", "method", "sparsity", "sharpness", "lipschitz",
+                    "worst_case"]
+ANALYSIS_HEADERS = {"architecture": "Architecture", "category": "Category", "method": "Method",
+                    "sparsity": "Sparsity (%)", "sharpness": "Sharpness",
+                    "lipschitz": "Lipschitz", "worst_case": "Worst-case (%)"}
+
+
+def sparsity_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per model and component (``all`` first) from ``sparsity.json`` files."""
+    rows = [row for path in paths for row in sparsity_rows(json.loads(Path(path).read_text()))]
+    return pd.DataFrame(rows, columns=[*KEYS, "component", "weights", "max_abs", "sparse",
+                                       "sparsity"])
+
+
+def sparsity_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per component of a ``sparsity.json`` (with its dataset/arch/method keys)."""
+    keys = {k: report.get(k) for k in KEYS}
+    components = report["components"]
+    order = ["all", *COMPONENTS] + sorted(set(components) - {"all", *COMPONENTS})
+    return [{**keys, "component": name, "weights": components[name]["weights"],
+             "max_abs": components[name]["max_abs"], "sparse": components[name]["sparse"],
+             "sparsity": components[name]["ratio"]}
+            for name in order if name in components]
+
+
+def landscape_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per model from ``landscape.npz`` files."""
+    rows = []
+    for path in paths:
+        data = load_landscape(str(path))
+        loss = np.asarray(data["loss"])
+        rows.append({**{k: data[k] for k in KEYS}, "samples": int(data["samples"]),
+                     "grid": len(data["coords"]), "radius": float(np.max(data["coords"])),
+                     "centre_loss": float(data["centre_loss"]),
+                     "sharpness": float(data["sharpness"]),
+                     "max_increase": float(np.max(loss) - float(data["centre_loss"]))})
+    return pd.DataFrame(rows, columns=[*KEYS, "samples", "grid", "radius", "centre_loss",
+                                       "sharpness", "max_increase"])
+
+
+def lipschitz_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per model from ``lipschitz.json`` files."""
+    rows = [json.loads(Path(path).read_text()) for path in paths]
+    return pd.DataFrame(rows, columns=[*KEYS, "samples", "eps", "steps", "step_size",
+                                       "restarts", "lipschitz", "lipschitz_std",
+                                       "lipschitz_median"])
+
+
+def analysis_frame(models: Sequence[tuple[str, str]], *, sparsity: pd.DataFrame,
+                   landscape: pd.DataFrame, lipschitz: pd.DataFrame,
+                   summaries: Iterable[Mapping[str, Any]], categories: Mapping[str, str],
+                   dataset: str) -> pd.DataFrame:
+    """One row per (arch, method) of ``models``, in that order: sparsity of all weights (%),
+    sharpness, mean local Lipschitz constant and sample-wise worst-case accuracy (%)."""
+    def lookup(frame: pd.DataFrame, arch: str, method: str, column: str,
+               **where: str) -> float | None:
+        rows = frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)
+                     & (frame["method"] == method)]
+        for key, value in where.items():
+            rows = rows[rows[key] == value]
+        value = rows[column].iloc[0] if len(rows) else None
+        return None if value is None or pd.isna(value) else float(value)
+
+    worst = {(s["arch"], s["method"]): s.get("worst_case") for s in summaries
+             if s.get("dataset") == dataset}
+    rows = []
+    for arch, method in models:
+        ratio = lookup(sparsity, arch, method, "sparsity", component="all")
+        case = worst.get((arch, method))
+        rows.append({
+            "arch": arch, "architecture": display_name(arch),
+            "category": categories.get(arch), "method": method,
+            "sparsity": None if ratio is None else 100 * ratio,
+            "sharpness": lookup(landscape, arch, method, "sharpness"),
+            "lipschitz": lookup(lipschitz, arch, method, "lipschitz"),
+            "worst_case": None if case is None else 100 * case,
+        })
+    return pd.DataFrame(rows, columns=["arch", *ANALYSIS_COLUMNS])
+
+
+def write_analysis_table(frame: pd.DataFrame, tex_path: str | Path, csv_path: str | Path,
+                         caption: str) -> None:
+    """The LaTeX table (a Method column only when several methods are analysed) and its CSV."""
+    shown = frame.drop(columns=["arch"])
+    if shown["method"].nunique() <= 1:
+        shown = shown.drop(columns=["method"])
+    else:
+        shown = shown.assign(method=shown["method"].map(method_name))
+    write_text(to_latex(shown.rename(columns=ANALYSIS_HEADERS), caption=caption), tex_path)
+    write_csv(frame, csv_path)

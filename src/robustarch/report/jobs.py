@@ -1,0 +1,139 @@
+"""The report jobs: each reads the per-model files of the earlier stages and writes one table
+or figure (rules of rules/report.smk, rules/corruptions.smk and rules/analyse.smk)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..atomic import write_csv
+from . import analysis_tables, figures
+from .latex import write_table
+
+Log = Callable[[str], None]
+
+
+def read_json_files(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    return [json.loads(Path(path).read_text()) for path in paths]
+
+
+def write_architectures_table(*, architectures: Sequence[str],
+                              datasets: Mapping[str, Mapping[str, int]], scale: str,
+                              csv: str | Path, log: Log) -> None:
+    """Parameters of every configured architecture against the paper's count."""
+    from .architectures import architecture_table
+
+    table = architecture_table(architectures, datasets, scale)
+    write_csv(table, csv)
+    log(table.to_string())
+
+
+def write_table1(*, summaries: Iterable[str | Path], architectures: str | Path, dataset: str,
+                 tex: str | Path, csv: str | Path, log: Log) -> None:
+    """Table 1 of ``dataset``; its CSV carries the paper's numbers beside ours."""
+    from .paper import with_paper_numbers
+    from .table1 import table1_frame
+
+    frame = table1_frame(read_json_files(summaries), pd.read_csv(architectures), dataset)
+    write_table(frame, tex, csv, csv_frame=with_paper_numbers(frame, dataset),
+                caption=f"Table 1 ({dataset}): accuracy (%) of vanilla and PGD-Linf trained "
+                        "models")
+    log(frame.to_string())
+
+
+def write_study_table(*, study: str, dataset: str, architectures: Sequence[str],
+                      summaries: Iterable[str | Path], tex: str | Path, csv: str | Path,
+                      log: Log) -> None:
+    """One study's table (Table 2, Table 3, the activation and the TRADES tables)."""
+    from .studies import study_table
+
+    frame, csv_frame, caption = study_table(study, dataset, architectures,
+                                            read_json_files(summaries))
+    write_table(frame, tex, csv, csv_frame=csv_frame, caption=caption)
+    log(frame.to_string())
+
+
+def write_figure3(*, summaries: Iterable[str | Path], strengths: Sequence[float], arch: str,
+                  pdf: str | Path, csv: str | Path, log: Log) -> None:
+    """Figure 3 (clean and worst-case accuracy against the ℓ1 strength) and its data."""
+    frame = figures.l1_penalty_frame(read_json_files(summaries), strengths, arch)
+    figures.figure3(frame, pdf, arch=arch)
+    write_csv(frame, csv)
+    log(frame.to_string())
+
+
+def write_table4(*, models: Sequence[Sequence[str]], clean: Sequence[str | Path],
+                 corruptions: Sequence[str | Path], datasets: Sequence[str], tex: str | Path,
+                 csv: str | Path, per_corruption: str | Path, log: Log) -> None:
+    """Table 4 (clean and corruption accuracy) and the per-corruption accuracies."""
+    from .paper import with_paper_table4
+    from .table4 import collect_table4, table4_display, table4_frame
+
+    results, per_corruption_frame = collect_table4(models, clean, corruptions)
+    frame = table4_frame(results, datasets)
+    write_table(table4_display(frame), tex, csv, csv_frame=with_paper_table4(frame),
+                caption="Table 4: clean and common-corruption accuracy (%) of vanilla and "
+                        "PGD-Linf trained models (corruption accuracy: mean over corruptions "
+                        "and severities)")
+    write_csv(per_corruption_frame, per_corruption)
+    log(frame.to_string())
+
+
+ANALYSIS_FRAMES = {"sparsity": analysis_tables.sparsity_frame,
+                   "landscape": analysis_tables.landscape_frame,
+                   "lipschitz": analysis_tables.lipschitz_frame}
+
+
+def write_analysis_csv(*, kind: str, files: Iterable[str | Path], csv: str | Path,
+                       log: Log) -> None:
+    """``results/{sparsity,landscape,lipschitz}.csv`` from the per-model files."""
+    frame = ANALYSIS_FRAMES[kind](files)
+    write_csv(frame, csv)
+    log(frame.to_string())
+
+
+def write_table_analysis(*, models: Sequence[Sequence[str]], sparsity: str | Path,
+                         landscape: str | Path, lipschitz: str | Path,
+                         summaries: Iterable[str | Path], categories: Mapping[str, str],
+                         dataset: str, tex: str | Path, csv: str | Path, log: Log) -> None:
+    """Sparsity, sharpness, Lipschitz constant and worst case side by side."""
+    frame = analysis_tables.analysis_frame(
+        [tuple(model) for model in models], sparsity=pd.read_csv(sparsity),
+        landscape=pd.read_csv(landscape), lipschitz=pd.read_csv(lipschitz),
+        summaries=read_json_files(summaries), categories=categories, dataset=dataset)
+    analysis_tables.write_analysis_table(
+        frame, tex, csv,
+        caption=f"Analysis ({dataset}): weight sparsity (% of all weights), loss-landscape "
+                "sharpness, local Lipschitz constant and worst-case accuracy (%)")
+    log(frame.to_string())
+
+
+def write_figure1(*, reports: Iterable[str | Path], pdf: str | Path, log: Log) -> None:
+    figures.figure1(read_json_files(reports), pdf)
+    log(f"wrote {pdf}")
+
+
+def write_figure2(*, reports: Iterable[str | Path], pdf: str | Path, log: Log) -> None:
+    figures.figure2(read_json_files(reports), pdf)
+    log(f"wrote {pdf}")
+
+
+def write_figure4(*, landscapes: Iterable[str | Path], architectures: Sequence[str],
+                  methods: Sequence[str], pdf: str | Path, log: Log) -> None:
+    from ..analysis.landscape_file import load_landscape
+
+    data = {}
+    for path in landscapes:
+        landscape = load_landscape(path)
+        data[(landscape["arch"], landscape["method"])] = landscape
+    figures.figure4(data, architectures, methods, pdf)
+    log(f"wrote {pdf}")
+
+
+def write_sparsity_scatter(*, table: str | Path, pdf: str | Path, log: Log) -> None:
+    rho, p = figures.sparsity_scatter(pd.read_csv(table), pdf)
+    log(f"Spearman rho {rho:.3f} (p = {p:.3g})")
