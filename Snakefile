@@ -35,6 +35,6 @@ include: "rules/analyse.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -5,6 +5,7 @@
 # One job per model runs all three analyses: each is a second or two on the demo's tiny
 # models, less than a job's start-up (Python, torch, the model registry).
 
+
 include: "analyse_common.smk"
 
 
@@ -17,8 +18,6 @@ rule analyse_model:
         sparsity=f"{MODEL_DIR}/sparsity.json",
         landscape=f"{MODEL_DIR}/landscape.npz",
         lipschitz=f"{MODEL_DIR}/lipschitz.json",
-    params:
-        settings=ANALYSIS_SETTINGS,
     log:
         "logs/{dataset}/{arch}/{method}/analyse.log",
     benchmark:
@@ -31,6 +30,8 @@ rule analyse_model:
         runtime=analysis_runtime,  # minutes; these three size cluster jobs
         mem_mb=gpu_job_mem_mb,
         cpus_per_gpu=gpu_job_cpus,
+    params:
+        settings=ANALYSIS_SETTINGS,
     script:
         "../workflow/scripts/analyse_model.py"
 
@@ -40,12 +41,12 @@ rule analysis_csv:
         files=lambda w: analysis_files(w.kind),
     output:
         csv=f"{RESULTS}/{{kind}}.csv",
-    wildcard_constraints:
-        kind="|".join(ANALYSIS_KINDS),
     log:
         "logs/analysis/{kind}_csv.log",
     benchmark:
         "benchmarks/analysis/{kind}_csv.tsv"
+    wildcard_constraints:
+        kind="|".join(ANALYSIS_KINDS),
     conda:
         "../envs/robustarch.yaml"
     script:
@@ -61,16 +62,16 @@ rule table_analysis:
     output:
         tex=f"{RESULTS}/table_analysis.tex",
         csv=f"{RESULTS}/table_analysis.csv",
-    params:
-        dataset=ANALYSIS_DATASET,
-        models=[list(model) for model in table_models()],
-        categories=analysis_categories(),
     log:
         "logs/analysis/table_analysis.log",
     benchmark:
         "benchmarks/analysis/table_analysis.tsv"
     conda:
         "../envs/robustarch.yaml"
+    params:
+        dataset=ANALYSIS_DATASET,
+        models=[list(model) for model in table_models()],
+        categories=analysis_categories(),
     script:
         "../workflow/scripts/table_analysis.py"
 
@@ -110,15 +111,15 @@ rule figure4_landscape:
         landscapes=analysis_files("landscape", figure4_models()),
     output:
         pdf=f"{FIGURES}/figure4_landscape.pdf",
-    params:
-        architectures=ANALYSIS["landscape"].get("figure4", []),
-        methods=FIGURE4_METHODS,
     log:
         "logs/analysis/figure4_landscape.log",
     benchmark:
         "benchmarks/analysis/figure4_landscape.tsv"
     conda:
         "../envs/robustarch.yaml"
+    params:
+        architectures=ANALYSIS["landscape"].get("figure4", []),
+        methods=FIGURE4_METHODS,
     script:
         "../workflow/scripts/figure4_landscape.py"
 

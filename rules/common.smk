@@ -19,7 +19,9 @@ from robustarch.settings import (
 try:
     _validated = validate_config(
         config,
-        load_schema(Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"),
+        load_schema(
+            Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+        ),
         known_architectures=list_models(),
         known_datasets=DATASET_ARCHIVES,
     )
@@ -58,7 +60,8 @@ def attacks_for(method):
 def outcome_files(wildcards):
     model_dir = MODEL_DIR.format(**wildcards)
     return {
-        attack: f"{model_dir}/eval/{attack}.parquet" for attack in attacks_for(wildcards.method)
+        attack: f"{model_dir}/eval/{attack}.parquet"
+        for attack in attacks_for(wildcards.method)
     }
 
 
@@ -114,12 +117,19 @@ def study_table_summaries(wildcards):
 def study_table_params(wildcards):
     study = STUDY_TABLES[wildcards.table]
     spec = STUDIES[study]
-    return {"study": study, "dataset": spec["dataset"], "architectures": spec["architectures"]}
+    return {
+        "study": study,
+        "dataset": spec["dataset"],
+        "architectures": spec["architectures"],
+    }
 
 
 def study_targets():
-    targets = [f"{RESULTS}/{table}.tex" for table, study in STUDY_TABLES.items()
-               if study in STUDIES]
+    targets = [
+        f"{RESULTS}/{table}.tex"
+        for table, study in STUDY_TABLES.items()
+        if study in STUDIES
+    ]
     if "l1_penalty" in STUDIES:
         targets.append(f"{FIGURE3}.pdf")
     return targets
@@ -141,7 +151,9 @@ def archive_input(wildcards):
 
 
 def train_settings(wildcards):
-    return training_settings(config, wildcards.dataset, wildcards.arch, wildcards.method)
+    return training_settings(
+        config, wildcards.dataset, wildcards.arch, wildcards.method
+    )
 
 
 def eval_settings(wildcards):
@@ -162,7 +174,9 @@ def attack_state_path(wildcards):
 
 
 def table1_dataset(wildcards):
-    dataset = PRIMARY if wildcards.name == "table1" else wildcards.name[len("table1_"):]
+    dataset = (
+        PRIMARY if wildcards.name == "table1" else wildcards.name[len("table1_") :]
+    )
     if dataset not in RUN["datasets"]:
         raise WorkflowError(
             f"results/{wildcards.name}.tex: dataset {dataset!r} is not in run.datasets"

@@ -6,6 +6,7 @@
 # evaluation.num_samples images when that is set (the path does not say so: changing
 # num_samples changes the rule's params, which makes Snakemake regenerate the file).
 
+
 include: "corruptions_common.smk"
 
 
@@ -14,19 +15,19 @@ rule prepare_corruption:
         unpack(corruption_source),
     output:
         corruption=f"{DATA}/{{dataset}}-c/{{corruption}}.pt",
-    params:
-        severities=CORRUPTION_STUDY["severities"],
-        seed=corruption_seed,
-        num_samples=corruption_num_samples,
-    wildcard_constraints:
-        corruption="|".join(CORRUPTIONS),
     log:
         "logs/data/prepare_{dataset}-c_{corruption}.log",
     benchmark:
         "benchmarks/data/prepare_{dataset}-c_{corruption}.tsv"
+    wildcard_constraints:
+        corruption="|".join(CORRUPTIONS),
     conda:
         "../envs/robustarch.yaml"
     threads: 1
+    params:
+        severities=CORRUPTION_STUDY["severities"],
+        seed=corruption_seed,
+        num_samples=corruption_num_samples,
     script:
         "../workflow/scripts/prepare_corruption.py"
 
@@ -41,11 +42,6 @@ rule evaluate_corruptions:
         corruptions=corruption_files,
     output:
         outcomes=f"{MODEL_DIR}/eval/corruptions.parquet",
-    params:
-        corruptions=CORRUPTION_STUDY["corruptions"],
-        severities=CORRUPTION_STUDY["severities"],
-        evaluation=EVALUATION,
-        state_dir=corruption_state_dir,
     log:
         "logs/{dataset}/{arch}/{method}/eval_corruptions.log",
     benchmark:
@@ -58,6 +54,11 @@ rule evaluate_corruptions:
         runtime=corruption_eval_runtime,  # minutes; these three size cluster jobs
         mem_mb=gpu_job_mem_mb,
         cpus_per_gpu=gpu_job_cpus,
+    params:
+        corruptions=CORRUPTION_STUDY["corruptions"],
+        severities=CORRUPTION_STUDY["severities"],
+        evaluation=EVALUATION,
+        state_dir=corruption_state_dir,
     script:
         "../workflow/scripts/evaluate_corruptions.py"
 
@@ -69,14 +70,14 @@ rule table4:
         tex=f"{RESULTS}/table4.tex",
         csv=f"{RESULTS}/table4.csv",
         per_corruption=f"{RESULTS}/table4_per_corruption.csv",
-    params:
-        models=corruption_models(),
-        datasets=CORRUPTION_STUDY["datasets"],
     log:
         "logs/report/table4.log",
     benchmark:
         "benchmarks/report/table4.tsv"
     conda:
         "../envs/robustarch.yaml"
+    params:
+        models=corruption_models(),
+        datasets=CORRUPTION_STUDY["datasets"],
     script:
         "../workflow/scripts/table4.py"

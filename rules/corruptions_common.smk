@@ -33,7 +33,9 @@ def corruption_models():
 
 def corruption_files(wildcards):
     """The configured corruption files of a dataset, in the configured order."""
-    return [f"{DATA}/{wildcards.dataset}-c/{c}.pt" for c in CORRUPTION_STUDY["corruptions"]]
+    return [
+        f"{DATA}/{wildcards.dataset}-c/{c}.pt" for c in CORRUPTION_STUDY["corruptions"]
+    ]
 
 
 def corruption_source(wildcards):
@@ -60,7 +62,9 @@ def corruption_state_dir(wildcards):
 
 
 def table4_inputs():
-    models = [MODEL_DIR.format(dataset=d, arch=a, method=m) for d, a, m in corruption_models()]
+    models = [
+        MODEL_DIR.format(dataset=d, arch=a, method=m) for d, a, m in corruption_models()
+    ]
     return {
         "clean": [f"{m}/eval/clean.parquet" for m in models],
         "corruptions": [f"{m}/eval/corruptions.parquet" for m in models],

@@ -4,18 +4,18 @@
 rule download_archive:
     output:
         archive=f"{DATA}/downloads/{{archive}}",
-    params:
-        url=lambda w: ARCHIVES[w.archive].url,
-        md5=lambda w: ARCHIVES[w.archive].md5,
-    wildcard_constraints:
-        archive="|".join(re.escape(name) for name in ARCHIVES),
     log:
         "logs/data/download_{archive}.log",
     benchmark:
         "benchmarks/data/download_{archive}.tsv"
+    wildcard_constraints:
+        archive="|".join(re.escape(name) for name in ARCHIVES),
+    retries: 1
     conda:
         "../envs/robustarch.yaml"
-    retries: 1
+    params:
+        url=lambda w: ARCHIVES[w.archive].url,
+        md5=lambda w: ARCHIVES[w.archive].md5,
     script:
         "../workflow/scripts/download_archive.py"
 

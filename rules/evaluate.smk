@@ -7,10 +7,6 @@ rule evaluate:
         test=f"{DATA}/{{dataset}}/test.pt",
     output:
         outcomes=f"{MODEL_DIR}/eval/{{attack}}.parquet",
-    params:
-        attack=eval_settings,
-        evaluation=EVALUATION,
-        state_path=attack_state_path,
     log:
         "logs/{dataset}/{arch}/{method}/eval_{attack}.log",
     benchmark:
@@ -23,5 +19,9 @@ rule evaluate:
         runtime=eval_runtime,  # minutes; these three size cluster jobs (rules/resources.smk)
         mem_mb=gpu_job_mem_mb,
         cpus_per_gpu=gpu_job_cpus,
+    params:
+        attack=eval_settings,
+        evaluation=EVALUATION,
+        state_path=attack_state_path,
     script:
         "../workflow/scripts/evaluate.py"

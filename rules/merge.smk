@@ -6,13 +6,13 @@ rule merge_outcomes:
         unpack(outcome_files),
     output:
         summary=f"{MODEL_DIR}/summary.json",
-    params:
-        worst_case=RUN["worst_case"],
     log:
         "logs/{dataset}/{arch}/{method}/merge.log",
     benchmark:
         "benchmarks/{dataset}/{arch}/{method}/merge.tsv"
     conda:
         "../envs/robustarch.yaml"
+    params:
+        worst_case=RUN["worst_case"],
     script:
         "../workflow/scripts/merge_outcomes.py"

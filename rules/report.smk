@@ -4,6 +4,12 @@
 rule architectures_table:
     output:
         csv=f"{RESULTS}/architectures.csv",
+    log:
+        "logs/report/architectures.log",
+    benchmark:
+        "benchmarks/report/architectures.tsv"
+    conda:
+        "../envs/robustarch.yaml"
     params:
         architectures=RUN["architectures"],
         datasets={
@@ -11,12 +17,6 @@ rule architectures_table:
             for d in RUN["datasets"]
         },
         scale=config["scale"],
-    log:
-        "logs/report/architectures.log",
-    benchmark:
-        "benchmarks/report/architectures.tsv"
-    conda:
-        "../envs/robustarch.yaml"
     script:
         "../workflow/scripts/architectures_table.py"
 
@@ -28,16 +28,16 @@ rule table1:
     output:
         tex=f"{RESULTS}/{{name}}.tex",
         csv=f"{RESULTS}/{{name}}.csv",
-    params:
-        dataset=table1_dataset,
-    wildcard_constraints:
-        name=r"table1(?:_[a-z0-9]+)?",
     log:
         "logs/report/{name}.log",
     benchmark:
         "benchmarks/report/{name}.tsv"
+    wildcard_constraints:
+        name=r"table1(?:_[a-z0-9]+)?",
     conda:
         "../envs/robustarch.yaml"
+    params:
+        dataset=table1_dataset,
     script:
         "../workflow/scripts/table1.py"
 
@@ -48,16 +48,16 @@ rule study_table:
     output:
         tex=f"{RESULTS}/{{table}}.tex",
         csv=f"{RESULTS}/{{table}}.csv",
-    params:
-        spec=study_table_params,
-    wildcard_constraints:
-        table="|".join(STUDY_TABLES),
     log:
         "logs/report/{table}.log",
     benchmark:
         "benchmarks/report/{table}.tsv"
+    wildcard_constraints:
+        table="|".join(STUDY_TABLES),
     conda:
         "../envs/robustarch.yaml"
+    params:
+        spec=study_table_params,
     script:
         "../workflow/scripts/study_table.py"
 
@@ -68,14 +68,14 @@ rule figure3_l1_penalty:
     output:
         pdf=f"{FIGURE3}.pdf",
         csv=f"{FIGURE3}.csv",
-    params:
-        arch=STUDIES.get("l1_penalty", {}).get("architecture"),
-        strengths=STUDIES.get("l1_penalty", {}).get("lambdas"),
     log:
         "logs/report/figure3_l1_penalty.log",
     benchmark:
         "benchmarks/report/figure3_l1_penalty.tsv"
     conda:
         "../envs/robustarch.yaml"
+    params:
+        arch=STUDIES.get("l1_penalty", {}).get("architecture"),
+        strengths=STUDIES.get("l1_penalty", {}).get("lambdas"),
     script:
         "../workflow/scripts/figure3_l1_penalty.py"

@@ -58,7 +58,9 @@ def _pixel_factor(arch, image_size):
         return (image_size / 32) ** 2
     factor = (image_size / 32) ** 2
     if info.category == "CNN" and image_size >= 64:
-        factor /= 16  # the CNN stems downsample 4x from 64 px on (models/_cnn_blocks.py)
+        factor /= (
+            16  # the CNN stems downsample 4x from 64 px on (models/_cnn_blocks.py)
+        )
     patch = re.fullmatch(r".*-p(\d+)", arch)
     if patch:
         factor *= (4 / int(patch.group(1))) ** 2  # tokens vs. the default 4-px patches
@@ -81,8 +83,12 @@ def train_runtime(wildcards):
     base, _ = parse_method(wildcards.method)
     steps = settings.adversary.steps
     # Per training sample: the update, plus the attack's steps (TRADES: and the clean logits).
-    passes = {"vanilla": 1, "pgd_linf": 1 + steps, "pgd_linf_l1": 1 + steps,
-              "trades": 2 + steps}[base]
+    passes = {
+        "vanilla": 1,
+        "pgd_linf": 1 + steps,
+        "pgd_linf_l1": 1 + steps,
+        "trades": 2 + steps,
+    }[base]
     n_train = TRAIN_SAMPLES.get(wildcards.dataset, TRAIN_SAMPLES["cifar10"])
     n_test = TEST_SAMPLES.get(wildcards.dataset, TEST_SAMPLES["cifar10"])
     per_epoch = n_train * passes + n_test * FORWARD
@@ -109,7 +115,8 @@ def eval_runtime(wildcards):
     """Wall time (minutes) of an evaluation job: the attack's passes over its test samples."""
     settings = eval_settings(wildcards)
     n_test = config["evaluation"]["num_samples"] or TEST_SAMPLES.get(
-        wildcards.dataset, TEST_SAMPLES["cifar10"])
+        wildcards.dataset, TEST_SAMPLES["cifar10"]
+    )
     image_size = config["datasets"][wildcards.dataset]["image_size"]
     cost = _sample_cost_s(wildcards, config["scale"], image_size)
     return _minutes(n_test * _attack_passes(settings) * cost)
@@ -120,7 +127,8 @@ def corruption_eval_runtime(wildcards):
     corruption and severity."""
     spec = config["studies"]["corruptions"]
     n_test = config["evaluation"]["num_samples"] or TEST_SAMPLES.get(
-        wildcards.dataset, TEST_SAMPLES["cifar10"])
+        wildcards.dataset, TEST_SAMPLES["cifar10"]
+    )
     image_size = config["datasets"][wildcards.dataset]["image_size"]
     cost = _sample_cost_s(wildcards, config["scale"], image_size)
     passes = len(spec["corruptions"]) * len(spec["severities"]) * FORWARD

@@ -8,10 +8,6 @@ rule train:
     output:
         model=f"{MODEL_DIR}/model.pt",
         metrics=f"{MODEL_DIR}/metrics.csv",
-    params:
-        settings=train_settings,
-        # Checkpoints are no declared output: Snakemake deletes a failed job's outputs.
-        checkpoint_dir=checkpoint_dir,
     log:
         "logs/{dataset}/{arch}/{method}/train.log",
     benchmark:
@@ -24,5 +20,9 @@ rule train:
         runtime=train_runtime,  # minutes; these three size cluster jobs (rules/resources.smk)
         mem_mb=gpu_job_mem_mb,
         cpus_per_gpu=gpu_job_cpus,
+    params:
+        settings=train_settings,
+        # Checkpoints are no declared output: Snakemake deletes a failed job's outputs.
+        checkpoint_dir=checkpoint_dir,
     script:
         "../workflow/scripts/train.py"
