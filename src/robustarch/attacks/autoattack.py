@@ -86,6 +86,44 @@ def _rng_devices(device: torch.device) -> list[int]:
     return []
 
 
+def _adversary(model: torch.nn.Module, *, norm: str, eps: float, version: str,
+               attacks: Sequence[str] | None, seed: int, device: torch.device,
+               n_iter: int | None, n_restarts: int | None):
+    """The configured :class:`pyautoattack.AutoAttack`."""
+    import pyautoattack
+
+    if version == "custom":
+        if not attacks:
+            raise ValueError("version='custom' needs a non-empty list of attacks")
+    elif attacks is not None:
+        raise ValueError("attacks can only be given with version='custom'")
+    adversary = pyautoattack.AutoAttack(
+        model, norm=norm, eps=float(eps), version=version,
+        attacks=list(attacks) if attacks is not None else None, seed=seed, device=device)
+    if n_iter is not None:
+        # Reduced budgets are for demos; the paper's evaluation keeps the version's defaults.
+        adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = n_iter
+        adversary.square.n_queries = n_iter * 50
+    if n_restarts is not None:
+        adversary.apgd.n_restarts = n_restarts
+    return adversary
+
+
+def _load_state(path: Path | None, config: dict, n: int) -> dict:
+    """The saved state of this evaluation, or a fresh one; a state of another is an error."""
+    if path is not None and path.exists():
+        with path.open() as f:
+            state = json.load(f)
+        if state.get("format") != _FORMAT or state.get("config") != config:
+            raise ValueError(
+                f"state file {path} was written for a different evaluation "
+                f"(stored {state.get('config')}, requested {config}); delete it to start over"
+            )
+        return state
+    return {"format": _FORMAT, "config": config, "clean_done": False, "stage": 0,
+            "next_batch": 0, "pred": [0] * n, "broken_at": [_ROBUST] * n}
+
+
 def autoattack(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -104,127 +142,86 @@ def autoattack(
 ) -> torch.Tensor:
     """Per-sample predicted labels on AutoAttack's final adversarial inputs (int64, CPU, (N,)).
 
-    Args:
-        model: maps ``[0, 1]`` images to logits; put it in eval mode first (not changed here).
-        x: images in ``[0, 1]``, ``(N, C, H, W)``; y: int64 labels ``(N,)``.
-        norm: ``"Linf"``, ``"L2"`` or ``"L1"`` (pyautoattack's names).
-        eps: threat-model radius in ``[0, 1]`` pixel units.
-        version: ``"standard"`` (APGD-CE, APGD-T, FAB-T, Square; for L1 pyautoattack's
-            standard uses APGD with the ε-schedule ``use_largereps`` and 5 restarts), ``"plus"``,
-            ``"rand"``, or ``"custom"`` with ``attacks``, e.g. ``["apgd-ce"]`` for the
-            single-attack ``apgd_l2`` / ``apgd_l1`` evaluations (pyautoattack's custom
-            defaults: APGD 100 iterations, 5 restarts, no ε-schedule; L1 is supported by
-            pyautoattack's APGD with the Croce & Hein 2021 ℓ1 step and ℓ1∩box projection).
-        attacks: stage names, only with ``version="custom"``.
-        seed: pyautoattack seed (reseeded per attack call, so results are reproducible).
-        batch_size: as in ``run_standard_evaluation``; it fixes the batches, so a resumed run
-            must use the same value (checked).
-        state_path: JSON state file for preemption-safe resumption (see module docstring).
-        device: where pyautoattack runs the attacks; default: the model's parameter device.
-        n_iter: if given, the iterations of APGD, APGD-T and FAB and the queries of Square
-            (``n_iter * 50``) instead of the version's defaults; for quick CPU runs only.
-        n_restarts: if given, APGD's restarts instead of the version's default.
+    ``model`` maps ``[0, 1]`` images to logits (put it in eval mode first); ``x`` images in
+    ``[0, 1]`` ``(N, C, H, W)``, ``y`` int64 labels. ``norm``: "Linf", "L2" or "L1"
+    (pyautoattack's names); ``eps`` in pixel units. ``version``: "standard" (APGD-CE, APGD-T,
+    FAB-T, Square; for L1 pyautoattack's standard uses APGD with the ε-schedule
+    ``use_largereps`` and 5 restarts), "plus", "rand", or "custom" with ``attacks``, e.g.
+    ``["apgd-ce"]`` for the single-attack apgd_l2 / apgd_l1 evaluations (pyautoattack's custom
+    defaults: APGD 100 iterations, 5 restarts, no ε-schedule; its ℓ1 APGD has Croce & Hein's
+    2021 ℓ1 step and ℓ1∩box projection). ``seed``: pyautoattack's seed (reseeded per attack
+    call). ``batch_size`` fixes the batches, so a resumed run must use the same value
+    (checked). ``state_path``: the JSON state for preemption-safe resumption (module
+    docstring). ``device``: where the attacks run (default: the model's). ``n_iter``: the
+    iterations of APGD, APGD-T and FAB and the queries of Square (``n_iter * 50``) instead of
+    the version's (quick CPU runs only); ``n_restarts``: APGD's restarts.
     """
     import pyautoattack  # heavy import, only needed here
 
-    if version == "custom":
-        if not attacks:
-            raise ValueError("version='custom' needs a non-empty list of attacks")
-    elif attacks is not None:
-        raise ValueError("attacks can only be given with version='custom'")
     if x.shape[0] != y.shape[0]:
         raise ValueError("x and y have different lengths")
     device = torch.device(device) if device is not None else _default_device(model, x)
+    adversary = _adversary(model, norm=norm, eps=eps, version=version, attacks=attacks,
+                           seed=seed, device=device, n_iter=n_iter, n_restarts=n_restarts)
     x = x.detach().to("cpu", torch.float32)
     y = y.detach().to("cpu", torch.int64)
-    n = x.shape[0]
-
-    adversary = pyautoattack.AutoAttack(
-        model,
-        norm=norm,
-        eps=float(eps),
-        version=version,
-        attacks=list(attacks) if attacks is not None else None,
-        seed=seed,
-        device=device,
-    )
-    if n_iter is not None:
-        # Reduced budgets are for demos; the paper's evaluation keeps the version's defaults.
-        adversary.apgd.n_iter = adversary.apgd_targeted.n_iter = adversary.fab.n_iter = n_iter
-        adversary.square.n_queries = n_iter * 50
-    if n_restarts is not None:
-        adversary.apgd.n_restarts = n_restarts
     stages = list(adversary.attacks_to_run)
     config = {
-        "norm": norm,
-        "eps": float(eps),
-        "version": version,
-        "stages": stages,
-        "seed": seed,
-        "batch_size": int(batch_size),
-        "n_iter": n_iter,
-        "n_restarts": n_restarts,
-        "n": n,
-        "data_sha256": _fingerprint(x, y) if state_path is not None else None,
+        "norm": norm, "eps": float(eps), "version": version, "stages": stages, "seed": seed,
+        "batch_size": int(batch_size), "n_iter": n_iter, "n_restarts": n_restarts,
+        "n": x.shape[0], "data_sha256": _fingerprint(x, y) if state_path is not None else None,
         "pyautoattack": getattr(pyautoattack, "__version__", "unknown"),
     }
-
     path = Path(state_path) if state_path is not None else None
-    state: dict | None = None
-    if path is not None and path.exists():
-        with path.open() as f:
-            state = json.load(f)
-        if state.get("format") != _FORMAT or state.get("config") != config:
-            raise ValueError(
-                f"state file {path} was written for a different evaluation "
-                f"(stored {state.get('config')}, requested {config}); delete it to start over"
-            )
-    if state is None:
-        state = {
-            "format": _FORMAT,
-            "config": config,
-            "clean_done": False,
-            "stage": 0,
-            "next_batch": 0,
-            "pred": [0] * n,
-            "broken_at": [_ROBUST] * n,
-        }
-
-    def save() -> None:
-        if path is not None:
-            _save_atomic(path, state)
-
-    pred = torch.tensor(state["pred"], dtype=torch.int64)
-    broken_at = torch.tensor(state["broken_at"], dtype=torch.int64)
-    rng_devices = _rng_devices(device)
-
+    state = _load_state(path, config, x.shape[0])
+    run = _StagedRun(adversary, x, y, stages, state, path, batch_size, device)
     if not state["clean_done"]:
+        run.clean_pass()
+    while state["stage"] < len(stages):
+        run.stage(state["stage"])
+    adversary.attacks_to_run = stages
+    return run.pred
+
+
+class _StagedRun:
+    """pyautoattack's loop, one (stage, batch) at a time, saving the state after each."""
+
+    def __init__(self, adversary, x, y, stages, state, path, batch_size, device):
+        self.adversary, self.x, self.y, self.stages = adversary, x, y, stages
+        self.state, self.path, self.batch_size = state, path, batch_size
+        self.device, self.rng_devices = device, _rng_devices(device)
+        self.pred = torch.tensor(state["pred"], dtype=torch.int64)
+        self.broken_at = torch.tensor(state["broken_at"], dtype=torch.int64)
+
+    def save(self, **changes) -> None:
+        self.state.update(changes, pred=self.pred.tolist(), broken_at=self.broken_at.tolist())
+        if self.path is not None:
+            _save_atomic(self.path, self.state)
+
+    def clean_pass(self) -> None:
         with torch.no_grad():
             # clean predictions exactly as pyautoattack computes them (.max(dim=1)[1])
-            for start in range(0, n, batch_size):
-                xb = x[start : start + batch_size].to(device)
-                pred[start : start + batch_size] = adversary.get_logits(xb).max(dim=1)[1].cpu()
-        broken_at = torch.where(pred == y, _ROBUST, 0)
-        state.update(clean_done=True, pred=pred.tolist(), broken_at=broken_at.tolist())
-        save()
+            for start in range(0, len(self.x), self.batch_size):
+                xb = self.x[start : start + self.batch_size].to(self.device)
+                self.pred[start : start + self.batch_size] = (
+                    self.adversary.get_logits(xb).max(dim=1)[1].cpu())
+        self.broken_at = torch.where(self.pred == self.y, _ROBUST, 0)
+        self.save(clean_done=True)
 
-    while state["stage"] < len(stages):
-        s = state["stage"]
+    def stage(self, s: int) -> None:
+        """Stage ``s`` from its next unfinished batch on."""
         # Samples pyautoattack attacks in stage s: those not broken before it, in index order.
-        pool = torch.nonzero((broken_at == _ROBUST) | (broken_at > s), as_tuple=False).flatten()
-        n_batches = math.ceil(pool.numel() / batch_size)
-        for b in range(state["next_batch"], n_batches):
-            idx = pool[b * batch_size : (b + 1) * batch_size]
-            adversary.attacks_to_run = [stages[s]]
-            with torch.random.fork_rng(devices=rng_devices):
-                _, y_adv = adversary.run_standard_evaluation(x[idx], y[idx], batch_size=batch_size)
+        pool = torch.nonzero((self.broken_at == _ROBUST) | (self.broken_at > s),
+                             as_tuple=False).flatten()
+        for b in range(self.state["next_batch"], math.ceil(pool.numel() / self.batch_size)):
+            idx = pool[b * self.batch_size : (b + 1) * self.batch_size]
+            self.adversary.attacks_to_run = [self.stages[s]]
+            with torch.random.fork_rng(devices=self.rng_devices):
+                _, y_adv = self.adversary.run_standard_evaluation(self.x[idx], self.y[idx],
+                                                                  batch_size=self.batch_size)
             y_adv = y_adv.to("cpu", torch.int64)
-            hit = y_adv != y[idx]
-            pred[idx[hit]] = y_adv[hit]
-            broken_at[idx[hit]] = s + 1
-            state.update(next_batch=b + 1, pred=pred.tolist(), broken_at=broken_at.tolist())
-            save()
-        state.update(stage=s + 1, next_batch=0)
-        save()
-    adversary.attacks_to_run = stages
-    return pred
+            hit = y_adv != self.y[idx]
+            self.pred[idx[hit]] = y_adv[hit]
+            self.broken_at[idx[hit]] = s + 1
+            self.save(next_batch=b + 1)
+        self.save(stage=s + 1, next_batch=0)

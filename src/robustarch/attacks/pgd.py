@@ -10,6 +10,25 @@ Conventions (shared by the whole attack library):
 * The attack runs in float32 (``x`` is cast), batched, with no Python loop over samples. The
   only randomness (the random start) is drawn from the optional ``generator``, so the attack
   is reproducible given a seeded generator (and deterministic model kernels).
+
+Algorithms (each step: gradient of the loss at ``x + delta``, ascent step, exact projection onto
+the feasible set, see :mod:`robustarch.attacks.projections`):
+
+* ℓ∞ (Madry et al., ICLR 2018): start uniform in the ε-box; ``delta += step_size * sign(grad)``;
+  projection = clip to the ε-box ∩ image box.
+* ℓ2: start at a Gaussian direction with radius ``eps * U``, ``U`` uniform in [0, 1];
+  ``delta += step_size * grad / ||grad||_2`` (per sample); exact Euclidean projection onto
+  ball ∩ box (the usual "rescale into the ball, then clip" is feasible but not always the
+  nearest point; the exact one is found by a sort over the KKT breakpoints).
+* ℓ1: sparse steepest ascent (Tramèr & Boneh, NeurIPS 2019, "Adversarial training and
+  robustness for multiple perturbations", SLIDE; Croce & Hein, ICML 2021, "Mind the box:
+  ℓ1-APGD"): keep coordinates not blocked by the box with ``|grad|`` at or above the
+  ``l1_percentile``-th per-sample percentile, step ``sign(grad)`` on them with total ℓ1 mass
+  ``step_size``; then the exact Euclidean projection onto the ℓ1 ball ∩ box (Croce & Hein's
+  sort-based algorithm). Start: a uniform point of the ℓ1 ε-ball clipped into the box.
+
+With early stopping (evaluation), a sample is done at the first point of its path the model
+misclassifies, the clean image included, and leaves the batch (AutoAttack's convention).
 """
 
 from __future__ import annotations
@@ -104,6 +123,39 @@ def _l1_direction(grad: torch.Tensor, x_adv: torch.Tensor, percentile: float) ->
     return direction.reshape(grad.shape)
 
 
+class _Active:
+    """With early stopping: every sample's answer so far, and the rows still attacked (the
+    samples the model still classifies correctly); the loop's tensors are cut to those rows."""
+
+    def __init__(self, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                 x_adv: torch.Tensor):
+        self.result = x_adv.clone()
+        with torch.no_grad():
+            self.predictions = model(x).argmax(1)
+        fooled = self.predictions != y
+        self.result[fooled] = x[fooled]
+        self.rows = (~fooled).nonzero().squeeze(1)
+
+    @staticmethod
+    def cut(keep: torch.Tensor, *tensors):
+        """``tensors`` (tensors, tuples of tensors, or None) cut to the rows ``keep``."""
+        return tuple(None if t is None else tuple(b[keep] for b in t) if isinstance(t, tuple)
+                     else t[keep] for t in tensors)
+
+    def keep(self, keep: torch.Tensor, *tensors):
+        """Cut the active rows and ``tensors`` to the mask ``keep`` over the active rows."""
+        self.rows = self.rows[keep]
+        return self.cut(keep, *tensors)
+
+    def record(self, logits: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+        """Store the points misclassified at this step; returns the mask of those kept."""
+        predicted = logits.detach().argmax(1)
+        fooled = predicted != y
+        self.result[self.rows[fooled]] = x_adv[fooled]
+        self.predictions[self.rows[fooled]] = predicted[fooled]
+        return ~fooled
+
+
 def pgd(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -120,122 +172,77 @@ def pgd(
     early_stop: bool = False,
     return_predictions: bool = False,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-    """Untargeted PGD maximising the loss of ``model`` within ``{||x' - x||_p <= eps} ∩ [0,1]^n``.
+    """Untargeted PGD maximising the loss of ``model`` within ``{||x' - x||_p <= eps} ∩ [0,1]^n``
+    (the algorithms are in the module docstring).
 
-    Args:
-        model: maps ``[0, 1]`` images ``(B, C, H, W)`` to logits ``(B, K)``. Its mode is left as
-            the caller set it (use ``model.eval()`` for evaluation); only ``torch.autograd.grad``
-            w.r.t. the input is used, so parameter ``.grad`` fields are untouched.
-        x: clean images in ``[0, 1]``, shape ``(B, ...)``; cast to float32.
-        y: int64 labels ``(B,)``.
-        norm: ``"linf"``, ``"l2"`` or ``"l1"``.
-        eps: radius of the threat model (in ``[0, 1]`` pixel units, ℓp norm over all of C*H*W).
-        steps: number of gradient steps (0 returns the (random) start).
-        step_size: ℓ∞: size of each sign step; ℓ2: ℓ2 length of each step; ℓ1: ℓ1 mass of each
-            sparse step.
-        random_start: start from a random point of the feasible set instead of ``x``.
-        generator: source of all randomness (the random start); ``None`` uses the global RNG.
-        loss: ``"ce"`` (cross-entropy, summed over the batch) or ``"cw"`` (margin loss).
-        l1_percentile: ℓ1 only: per-sample percentile of ``|grad|`` above which coordinates are
-            moved (99 = top 1%).
-        early_stop: for evaluation: a sample is done at the first point the model misclassifies,
-            the clean image included, and leaves the batch (AutoAttack's convention). The
-            random start and each sample's path up to that point are those of the full run, so
-            the attack is never weaker than the last iterate, and much faster once most samples
-            are fooled. Off for adversarial training, which needs every sample's last iterate.
-        return_predictions: also return the model's labels at the returned points, as the
-            attack saw them (with ``early_stop``, a sample's stop is decided by exactly these).
+    ``model`` maps ``[0, 1]`` images ``(B, C, H, W)`` to logits (its mode is the caller's);
+    ``x`` clean images in ``[0, 1]`` (cast to float32), ``y`` int64 labels; ``norm`` "linf",
+    "l2" or "l1"; ``eps`` the radius in pixel units over all of C*H*W; ``steps`` gradient steps
+    (0 returns the start); ``step_size`` the ℓ∞ sign step, the ℓ2 length or the ℓ1 mass of a
+    step; ``random_start`` from a random feasible point, drawn from ``generator`` (None: the
+    global RNG); ``loss`` "ce" (cross-entropy, summed over the batch) or "cw" (margin);
+    ``l1_percentile``: ℓ1 moves the coordinates at or above this per-sample percentile of
+    ``|grad|`` (99 = top 1%); ``early_stop`` (evaluation): each sample stops at the first
+    misclassified point of its path, never weaker than the last iterate and much faster (off for
+    adversarial training, which needs every last iterate); ``return_predictions``: also return
+    the model's labels at the returned points, as the attack saw them.
 
-    Returns:
-        Detached float32 adversarial images (the last iterate; with ``early_stop``, the first
-        misclassified point where there is one), each within ``eps`` of ``x`` in the chosen norm
-        (up to float rounding) and inside ``[0, 1]``; with ``return_predictions``, the pair
-        ``(images, predicted labels)``.
-
-    Algorithms (each step: gradient of the loss at ``x + delta``, ascent step, exact projection
-    onto the feasible set, see :mod:`robustarch.attacks.projections`):
-
-    * ℓ∞ (Madry et al., ICLR 2018): start uniform in the ε-box; ``delta += step_size *
-      sign(grad)``; projection = clip to the ε-box ∩ image box.
-    * ℓ2: start at a Gaussian direction with radius ``eps * U``, ``U`` uniform in [0, 1];
-      ``delta += step_size * grad / ||grad||_2`` (per sample); exact Euclidean projection onto
-      ball ∩ box (the usual "rescale into the ball, then clip" is feasible but not always the
-      nearest point; the exact one is found by a sort over the KKT breakpoints).
-    * ℓ1: sparse steepest ascent (Tramèr & Boneh, NeurIPS 2019, "Adversarial training and
-      robustness for multiple perturbations", SLIDE; Croce & Hein, ICML 2021, "Mind the box:
-      ℓ1-APGD"): keep coordinates not blocked by the box with ``|grad|`` at or above the
-      ``l1_percentile``-th per-sample percentile, step ``sign(grad)`` on them with total ℓ1 mass
-      ``step_size``; then the exact Euclidean projection onto the ℓ1 ball ∩ box (Croce & Hein's
-      sort-based algorithm). Start: a uniform point of the ℓ1 ε-ball clipped into the box.
+    Returns detached float32 images (the last iterate; with ``early_stop``, the first
+    misclassified point where there is one) within ``eps`` of ``x`` (up to rounding) and in
+    ``[0, 1]``; with ``return_predictions``, ``(images, predicted labels)``.
     """
     if norm not in _NORMS:
         raise ValueError(f"unknown norm {norm!r}; expected one of {_NORMS}")
-    if steps < 0:
-        raise ValueError("steps must be >= 0")
-    if eps < 0:
-        raise ValueError("eps must be >= 0")
+    if steps < 0 or eps < 0:
+        raise ValueError(f"steps and eps must be >= 0, got steps={steps}, eps={eps}")
     x = x.detach().to(torch.float32)
     y = y.detach().to(device=x.device, dtype=torch.long)
     eps = float(eps)
-
-    if random_start and eps > 0:
-        delta = _random_start(x, norm, eps, generator)
-    else:
-        delta = torch.zeros_like(x)
+    delta = _random_start(x, norm, eps, generator) if random_start and eps > 0 else \
+        torch.zeros_like(x)
     # One leaf buffer for the iterate, updated in place; the gradient w.r.t. x_adv equals the
     # gradient w.r.t. the perturbation.
     x_adv = delta.add_(x).clamp_(0.0, 1.0)
     bounds = _linf_bounds(x, eps) if norm == "linf" else None
-    # With early_stop, `result` holds every sample's answer and the loop only carries the samples
-    # still classified correctly: `active` are their rows, the other tensors are cut to match.
-    result = active = None
-    if early_stop and steps > 0:
-        result = x_adv.clone()
-        with torch.no_grad():
-            predictions = model(x).argmax(1)
-        fooled = predictions != y
-        result[fooled] = x[fooled]
-        active = (~fooled).nonzero().squeeze(1)
-        x, y, x_adv = x[active], y[active], x_adv[active]
-        if bounds is not None:
-            bounds = tuple(b[active] for b in bounds)
-
+    active = _Active(model, x, y, x_adv) if early_stop and steps > 0 else None
+    if active is not None:
+        x, y, x_adv, bounds = active.cut(active.rows, x, y, x_adv, bounds)
     for _ in range(steps):
-        if active is not None and len(active) == 0:  # every sample is fooled
+        if active is not None and len(active.rows) == 0:  # every sample is fooled
             break
         x_adv.requires_grad_(True)
         logits = model(x_adv)
         (grad,) = torch.autograd.grad(_loss(logits, y, loss), x_adv)
         x_adv.requires_grad_(False)
         if active is not None:
-            predicted = logits.detach().argmax(1)
-            fooled = predicted != y
-            if fooled.any():
-                result[active[fooled]] = x_adv[fooled]
-                predictions[active[fooled]] = predicted[fooled]
-                keep = ~fooled
-                active, x, y, x_adv, grad = (t[keep] for t in (active, x, y, x_adv, grad))
-                if bounds is not None:
-                    bounds = tuple(b[keep] for b in bounds)
-                if len(active) == 0:
+            keep = active.record(logits, y, x_adv)
+            if not keep.all():
+                x, y, x_adv, grad, bounds = active.keep(keep, x, y, x_adv, grad, bounds)
+                if len(active.rows) == 0:
                     break
         del logits
         with torch.no_grad():
             x_adv = _ascend(x_adv, grad, x, norm=norm, eps=eps, step_size=step_size,
                             bounds=bounds, l1_percentile=l1_percentile)
         del grad
+    return _finish(model, x_adv, y, active, return_predictions)
 
+
+def _finish(model: torch.nn.Module, x_adv: torch.Tensor, y: torch.Tensor,
+            active: _Active | None, return_predictions: bool):
+    """The images to return (and the predictions at them, when asked)."""
     if active is None:
-        result, active = x_adv.detach(), slice(None)
+        result, rows = x_adv.detach(), slice(None)
         predictions = torch.empty_like(y) if return_predictions else None
     else:
-        result[active] = x_adv
-    if return_predictions:
-        if len(x_adv):
-            with torch.no_grad():
-                predictions[active] = model(x_adv).argmax(1)
-        return result, predictions
-    return result
+        result, rows, predictions = active.result, active.rows, active.predictions
+        result[rows] = x_adv
+    if not return_predictions:
+        return result
+    if len(x_adv):
+        with torch.no_grad():
+            predictions[rows] = model(x_adv).argmax(1)
+    return result, predictions
 
 
 def _linf_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:

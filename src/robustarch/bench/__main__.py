@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from robustarch.atomic import write_text
     from robustarch.bench.markdown import render
-    from robustarch.bench.records import atomic_write_text, write_json
+    from robustarch.bench.records import write_json
     from robustarch.bench.runner import find_repo, run
 
     if args.threads:
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     flag = "--full" if mode_name == "full" else "--quick"
     write_json(out / "benchmarks.json", doc)
     markdown = render(doc, command=f"python -m robustarch.bench {flag}")
-    atomic_write_text(out / "benchmarks.md", markdown)
+    write_text(markdown, out / "benchmarks.md")
     for record in doc["records"]:
         print(f"{record['name']:<40} ours {record['ours']:10.2f} ref {record['reference']:10.2f} "
               f"{record['unit']:<9} ratio {record['ratio']:.2f}")

@@ -17,6 +17,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from robustarch.atomic import write_text
+
 # Units where a larger number is better; every other unit is a duration (smaller is better).
 THROUGHPUT_UNITS = ("images/s",)
 DURATION_UNITS = ("s",)
@@ -113,15 +115,6 @@ def versions() -> dict[str, str | None]:
     return found
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and a rename (no half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def results_document(records: list[Record], *, machine: dict[str, Any],
                      versions: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """The content of ``benchmarks.json``: ``machine``, ``versions``, ``records`` and
@@ -131,4 +124,5 @@ def results_document(records: list[Record], *, machine: dict[str, Any],
 
 
 def write_json(path: str | Path, document: dict[str, Any]) -> None:
-    atomic_write_text(path, json.dumps(document, indent=2, sort_keys=False) + "\n")
+    """``benchmarks.json``: the document in its own key order (not sorted)."""
+    write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", path)
