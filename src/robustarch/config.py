@@ -211,3 +211,33 @@ def _study_problems(config: dict[str, Any], known_architectures: Iterable[str] |
         except ConfigError as exc:
             problems.append(f"config key 'analysis.lipschitz.{key}': {exc}")
     return problems
+
+
+def default_schema_path() -> Path:
+    """``workflow/schemas/config.schema.yaml`` of the checkout this package is installed from."""
+    path = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    if not path.exists():
+        raise ConfigError(f"config schema not found at {path}: robustarch is used from its "
+                          "checkout (pip install -e .); pass schema= explicitly otherwise")
+    return path
+
+
+def load_config(*paths: str | Path, schema: str | Path | None = None) -> dict[str, Any]:
+    """The validated configuration of YAML files layered in order (later files override:
+    dictionaries merge key by key, lists are replaced), as the workflow sees it; e.g.
+    ``load_config("config.yaml")`` or ``load_config("config.yaml",
+    "profiles/demo/config.yaml")``."""
+    from .models.catalog import list_models
+
+    def merge(base: dict[str, Any], over: Mapping[str, Any]) -> None:
+        for key, value in over.items():
+            if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+                merge(base[key], value)
+            else:
+                base[key] = copy.deepcopy(value)
+
+    config: dict[str, Any] = {}
+    for path in paths:
+        merge(config, yaml.safe_load(Path(path).read_text()) or {})
+    return validate_config(config, load_schema(schema or default_schema_path()),
+                           known_architectures=list_models())
