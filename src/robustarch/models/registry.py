@@ -1,30 +1,40 @@
 """String-keyed model registry, in the style of timm's ``@register_model``.
 
-Every architecture module registers builder functions with the signature
-``builder(num_classes: int, image_size: int, scale: str) -> nn.Module``. ``scale`` is ``"paper"``
-(the paper's size) or ``"tiny"`` (same family structure, seconds to train on a CPU).
+A family module (one per architecture, under :mod:`robustarch.models.families`) registers
+itself with one call of :func:`register_family`, whose arguments are data: a builder
+``build(num_classes, image_size, **config)``, the configuration of each scale, the named
+variants (extra builder keyword arguments, each with its own metadata) and whether a ``-relu``
+twin exists. ``scale`` is ``"paper"`` (the paper's size) or ``"tiny"`` (same family structure,
+seconds to train on a CPU). :func:`register_model` is the primitive underneath, one name and a
+``builder(num_classes, image_size, scale)`` at a time.
+
 ``create_model`` wraps the network so that it takes images in [0, 1] pixel space: the
 normalization lives inside the model, which is what lets attacks budget in pixel space.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Callable, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import UnknownModelError, unknown_model
 
-__all__ = ["CATEGORIES", "SCALES", "ModelInfo", "NormalizedModel", "UnknownModelError",
-           "count_params", "create_model", "list_models", "model_info", "register_model"]
+__all__ = ["CATEGORIES", "RELU_TWIN", "SCALES", "ModelInfo", "NormalizedModel",
+           "UnknownModelError", "Variant", "count_params", "create_model", "list_models",
+           "model_info", "register_family", "register_model"]
 
 CATEGORIES = ("CNN", "Transformer", "Hybrid")
 SCALES = ("paper", "tiny")
 
 Builder = Callable[[int, int, str], nn.Module]
+Config = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,11 @@ def register_model(
     family: str | None = None,
     description: str = "",
 ) -> Callable[[Builder], Builder]:
-    """Register ``builder`` under ``name``. Names may carry variant suffixes (``vit-p8``)."""
+    """Register ``builder`` under ``name`` (the primitive :func:`register_family` calls).
+
+    Names may carry variant suffixes (``vit-p8``); the family defaults to the part before the
+    first ``-``.
+    """
     if category not in CATEGORIES:
         raise ValueError(f"category {category!r} of {name!r} is not one of {CATEGORIES}")
 
@@ -66,6 +80,107 @@ def register_model(
         return builder
 
     return decorator
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named variant of a family: builder keyword arguments added to (or replacing) the
+    scale's configuration, and the variant's own description and paper count."""
+
+    config: Config
+    description: str
+    paper_params_m: float | None = None
+
+
+# The activation switch of the ``-relu`` twins: every GELU family's builder takes ``act``.
+RELU_TWIN: Config = {"act": "relu"}
+
+
+def _scaled_builder(name: str, build: Callable[..., nn.Module], sizes: Mapping[str, Config],
+                    config: Config) -> Builder:
+    """``builder(num_classes, image_size, scale)`` = ``build(..., **sizes[scale], **config)``."""
+
+    def builder(num_classes: int, image_size: int, scale: str) -> nn.Module:
+        if scale not in sizes:
+            raise ValueError(f"unknown scale {scale!r} for {name!r}; use one of {tuple(sizes)}")
+        # A copy per build: a builder may edit what it is given without changing the next one.
+        return build(num_classes, image_size, **copy.deepcopy({**sizes[scale], **config}))
+
+    builder.__name__ = builder.__qualname__ = f"build_{name.replace('-', '_')}"
+    return builder
+
+
+def _name_of(build: Callable[..., nn.Module]) -> str:
+    return getattr(build, "__name__", repr(build))
+
+
+def _check_family(name: str, category: str, build: Callable[..., nn.Module],
+                  sizes: Mapping[str, Config], entries: dict[str, Config]) -> None:
+    """Refuse the whole family before registering any of it: a bad category, scales other than
+    :data:`SCALES`, a name taken, or a configuration the builder does not accept."""
+    if category not in CATEGORIES:
+        raise ValueError(f"category {category!r} of {name!r} is not one of {CATEGORIES}")
+    if sorted(sizes) != sorted(SCALES):
+        raise ValueError(f"family {name!r} gives the scales {sorted(sizes)}; it needs exactly "
+                         f"{list(SCALES)}, one configuration each")
+    taken = [n for n in entries if n in _REGISTRY]
+    if taken:
+        raise ValueError(f"architecture {taken[0]!r} (family {name!r}) is registered twice")
+    signature = inspect.signature(build)
+    for full_name, config in entries.items():
+        for scale, size in sizes.items():
+            try:
+                signature.bind(0, 0, **{**size, **config})
+            except TypeError as exc:
+                raise ValueError(f"{full_name!r} at scale {scale!r}: {_name_of(build)} cannot "
+                                 f"take the configuration {sorted({**size, **config})}: {exc}"
+                                 ) from None
+
+
+def register_family(
+    name: str,
+    *,
+    category: str,
+    build: Callable[..., nn.Module],
+    sizes: Mapping[str, Config],
+    description: str,
+    paper_params_m: float | None = None,
+    variants: Mapping[str, Variant] | None = None,
+    relu_twin: str | None = None,
+) -> list[str]:
+    """Register architecture family ``name``, its named variants and its ``-relu`` twin.
+
+    ``build(num_classes, image_size, **config)`` makes the network; ``config`` is ``sizes[scale]``
+    (one entry per scale of :data:`SCALES`) updated with the variant's ``config``. Registered:
+
+    * ``name``: the scale's configuration alone, with ``paper_params_m`` and ``description``;
+    * ``name-<suffix>`` for each ``variants[suffix]``, with that variant's metadata;
+    * ``name-relu`` if ``relu_twin`` is given (its description): the configuration plus
+      :data:`RELU_TWIN` (``act="relu"``), no paper count.
+
+    Every name has family ``name``. Nothing is registered if any name is taken or any
+    configuration does not fit the builder's signature. Returns the names registered.
+    """
+    entries: dict[str, Config] = {name: {}}
+    meta: dict[str, tuple[str, float | None]] = {name: (description, paper_params_m)}
+    for suffix, variant in (variants or {}).items():
+        entries[f"{name}-{suffix}"] = variant.config
+        meta[f"{name}-{suffix}"] = (variant.description, variant.paper_params_m)
+    if relu_twin is not None:
+        if f"{name}-relu" in entries:
+            raise ValueError(f"family {name!r} has both a 'relu' variant and a relu_twin")
+        if "act" not in inspect.signature(build).parameters:
+            raise ValueError(f"the -relu twin of {name!r} needs {_name_of(build)} to take act=")
+        entries[f"{name}-relu"] = RELU_TWIN
+        meta[f"{name}-relu"] = (relu_twin, None)
+    _check_family(name, category, build, sizes, entries)
+    # Copies: editing the module's configuration dicts later does not change the registry.
+    sizes = {scale: dict(sizes[scale]) for scale in SCALES}
+    for full_name, config in entries.items():
+        text, target = meta[full_name]
+        register_model(full_name, category=category, paper_params_m=target, family=name,
+                       description=text)(_scaled_builder(full_name, build, sizes, dict(config)))
+    return list(entries)
 
 
 @functools.cache

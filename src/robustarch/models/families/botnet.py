@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._cnn_blocks import Bottleneck, ResNetBody, stem_reduction
 
 
@@ -79,14 +79,14 @@ def botnet_body(
     )
 
 
-@register_model(
+register_family(
     "botnet",
     category="Hybrid",
+    build=botnet_body,
+    sizes={
+        "paper": dict(depths=[3, 4, 6, 3], planes=[64, 128, 256, 512], stem_width=64, heads=4),
+        "tiny": dict(depths=[1, 1, 1, 1], planes=[4, 8, 16, 32], stem_width=16, heads=2),
+    },
     paper_params_m=18.82,
     description="BoTNet-50: ResNet-50 with relative-position MHSA in the last stage",
 )
-def botnet(num_classes: int, image_size: int, scale: str) -> nn.Module:
-    """BoTNet-50: ResNet-50 with relative-position MHSA in the last stage."""
-    if scale == "tiny":
-        return botnet_body(num_classes, image_size, [1, 1, 1, 1], [4, 8, 16, 32], 16, heads=2)
-    return botnet_body(num_classes, image_size, [3, 4, 6, 3], [64, 128, 256, 512], 64, heads=4)

@@ -11,32 +11,40 @@ with the 3x1 tokenizer a 224 px image would give 12,544 tokens.
 
 from __future__ import annotations
 
-import functools
-
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._transformer_blocks import is_small_image
 
-PAPER = dict(embedding_dim=256, num_layers=7, num_heads=4, mlp_ratio=2.0)  # CCT-7
+# CCT-7, with the 3x1 tokenizer (one 3x3 stride-1 conv) for small images.
+PAPER = dict(
+    embedding_dim=256, num_layers=7, num_heads=4, mlp_ratio=2.0,
+    small_image_tokenizer=dict(kernel_size=3, stride=1, padding=1),
+)
 # The tiny scale tokenizes with one 7x7 stride-2 conv (CCT-x/7x1, CCT's stride rule for 7x7):
 # 8x8 tokens at 32 px instead of 16x16, since vit-pytorch's attention over 256 tokens costs
 # seconds per CPU training step.
-TINY = dict(embedding_dim=64, num_layers=2, num_heads=2, mlp_ratio=2.0)
+TINY = dict(
+    embedding_dim=64, num_layers=2, num_heads=2, mlp_ratio=2.0,
+    small_image_tokenizer=dict(kernel_size=7, stride=2, padding=3),
+)
 
 
-def build_cct(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> nn.Module:
-    if is_small_image(image_size) and scale == "paper":
-        tokenizer = dict(kernel_size=3, stride=1, padding=1, n_conv_layers=1)
-    elif is_small_image(image_size):
-        tokenizer = dict(kernel_size=7, stride=2, padding=3, n_conv_layers=1)
+def build_cct(
+    num_classes: int,
+    image_size: int,
+    small_image_tokenizer: dict,
+    act: str = "gelu",
+    **cfg,
+) -> nn.Module:
+    if is_small_image(image_size):
+        tokenizer = dict(small_image_tokenizer, n_conv_layers=1)
     else:
         tokenizer = dict(kernel_size=7, stride=2, padding=3, n_conv_layers=2)
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
     from vit_pytorch.cct import CCT
 
-    cfg = PAPER if scale == "paper" else TINY
     model = CCT(
         img_size=image_size,
         num_classes=num_classes,
@@ -57,17 +65,12 @@ def build_cct(num_classes: int, image_size: int, scale: str, act: str = "gelu") 
     return model
 
 
-register_model(
+register_family(
     "cct",
     category="Hybrid",
+    build=build_cct,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=3.76,
-    family="cct",
     description="CCT-7/3x1 (vit-pytorch): 7 layers, dim 256, conv tokenizer, sequence pooling",
-)(build_cct)
-
-register_model(
-    "cct-relu",
-    category="Hybrid",
-    family="cct",
-    description="CCT-7/3x1 with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_cct, act="relu"))
+    relu_twin="CCT-7/3x1 with every GELU replaced by ReLU (activation study)",
+)

@@ -18,12 +18,10 @@ No layer-wise class-token attention (LCA). 5.590M at 32 px / 10 classes (Table 1
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._transformer_blocks import ACTIVATIONS, Attention, is_small_image
 
 
@@ -117,22 +115,12 @@ PAPER = dict(dim=192, depth=12, heads=3, mlp_ratio=4, i2t_channels=32)  # CeiT-T
 TINY = dict(dim=64, depth=2, heads=2, mlp_ratio=2, i2t_channels=16)
 
 
-def build_ceit(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> CeiT:
-    cfg = PAPER if scale == "paper" else TINY
-    return CeiT(num_classes, image_size, act=act, **cfg)
-
-
-register_model(
+register_family(
     "ceit",
     category="Hybrid",
+    build=CeiT,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=5.56,
-    family="ceit",
     description="CeiT-T: conv image-to-tokens stem, LeFF feed-forward, patch 4, no LCA",
-)(build_ceit)
-
-register_model(
-    "ceit-relu",
-    category="Hybrid",
-    family="ceit",
-    description="CeiT-T with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_ceit, act="relu"))
+    relu_twin="CeiT-T with every GELU replaced by ReLU (activation study)",
+)

@@ -22,13 +22,11 @@ stride-1 stem would give e.g. 17.370M for CTTT (17.36M in the paper).
 
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_model
+from ..registry import Variant, register_family
 from ._hybrid_blocks import ACTIVATIONS, init_like_timm, relative_position_index
 
 
@@ -209,33 +207,25 @@ LAYOUT_TARGETS = {  # Table 2, M parameters at 32 px / 10 classes
 
 
 def build_coatnet(
-    num_classes: int, image_size: int, scale: str, layout: str = "CCTT", act: str = "gelu"
+    num_classes: int, image_size: int, layout: str = "CCTT", act: str = "gelu", **cfg
 ) -> CoAtNet:
-    cfg = PAPER if scale == "paper" else TINY
     return CoAtNet(num_classes, image_size, layout, act=act, **cfg)
 
 
-register_model(
+register_family(
     "coatnet",
     category="Hybrid",
+    build=build_coatnet,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=LAYOUT_TARGETS["CCTT"],
-    family="coatnet",
     description="CoAtNet-0, layout CCTT (MBConv S1-S2, relative-attention Transformer S3-S4)",
-)(build_coatnet)
-
-for _layout, _target in LAYOUT_TARGETS.items():
-    register_model(
-        f"coatnet-{_layout}",
-        category="Hybrid",
-        paper_params_m=_target,
-        family="coatnet",
-        description=f"CoAtNet-0 with stage layout {_layout} (Table 2 layout study)",
-    )(functools.partial(build_coatnet, layout=_layout))
-
-register_model(
-    "coatnet-relu",
-    category="Hybrid",
-    paper_params_m=None,
-    family="coatnet",
-    description="CoAtNet-0 (CCTT) with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_coatnet, act="relu"))
+    variants={
+        layout: Variant(
+            {"layout": layout},
+            f"CoAtNet-0 with stage layout {layout} (Table 2 layout study)",
+            paper_params_m=target,
+        )
+        for layout, target in LAYOUT_TARGETS.items()
+    },
+    relu_twin="CoAtNet-0 (CCTT) with every GELU replaced by ReLU (activation study)",
+)

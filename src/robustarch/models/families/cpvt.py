@@ -9,12 +9,10 @@ be 9.76M, 2.8 % over Table 1's 9.49M; with the linear head it is 9.496M.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible
 
 
@@ -78,22 +76,16 @@ PAPER = dict(dim=512, depth=6, heads=8, dim_head=64, mlp_dim=512)
 TINY = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128)
 
 
-def build_cpvt(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> CPVT:
-    cfg = PAPER if scale == "paper" else TINY
+def build_cpvt(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> CPVT:
     return CPVT(num_classes, image_size, patch_size=4, act=act, **cfg)
 
 
-register_model(
+register_family(
     "cpvt",
     category="Hybrid",
+    build=build_cpvt,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=9.49,
-    family="cpvt",
     description="CPVT: the paper's ViT with a conv positional-encoding generator, no abs. pos-emb",
-)(build_cpvt)
-
-register_model(
-    "cpvt-relu",
-    category="Hybrid",
-    family="cpvt",
-    description="CPVT with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_cpvt, act="relu"))
+    relu_twin="CPVT with every GELU replaced by ReLU (activation study)",
+)

@@ -14,11 +14,9 @@ attending to a single key/value token). The smaller kernel is also what lands on
 
 from __future__ import annotations
 
-import functools
-
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._hybrid_blocks import is_small_image, replace_gelu
 
 # CvT-13 = vit-pytorch's defaults, spelled out.
@@ -36,8 +34,7 @@ TINY = dict(
 )
 
 
-def build_cvt(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> nn.Module:
-    cfg = dict(PAPER if scale == "paper" else TINY)
+def build_cvt(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> nn.Module:
     if is_small_image(image_size):
         cfg.update(s1_emb_kernel=3, s1_emb_stride=2)
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
@@ -46,17 +43,12 @@ def build_cvt(num_classes: int, image_size: int, scale: str, act: str = "gelu") 
     return replace_gelu(CvT(num_classes=num_classes, **cfg), act)
 
 
-register_model(
+register_family(
     "cvt",
     category="Hybrid",
+    build=build_cvt,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=19.54,
-    family="cvt",
     description="CvT-13 (vit-pytorch): conv token embeddings + conv projections, 1-2-10 blocks",
-)(build_cvt)
-
-register_model(
-    "cvt-relu",
-    category="Hybrid",
-    family="cvt",
-    description="CvT-13 with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_cvt, act="relu"))
+    relu_twin="CvT-13 with every GELU replaced by ReLU (activation study)",
+)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._cnn_blocks import cifar_stem
 
 
@@ -73,14 +73,18 @@ class DenseNet(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
-@register_model(
+def build_densenet(num_classes: int, image_size: int, blocks: list[int], growth: int) -> nn.Module:
+    return DenseNet(blocks, growth, num_classes, image_size)
+
+
+register_family(
     "densenet",
     category="CNN",
+    build=build_densenet,
+    sizes={
+        "paper": dict(blocks=[20, 20, 20], growth=12),  # DenseNet-BC-124
+        "tiny": dict(blocks=[2, 2, 2], growth=4),  # DenseNet-BC-16, k=4
+    },
     paper_params_m=1.12,
     description="DenseNet-BC-124 (k=12, compression 0.5) for CIFAR",
 )
-def densenet(num_classes: int, image_size: int, scale: str) -> nn.Module:
-    """DenseNet-BC-124 (k=12, compression 0.5) for CIFAR."""
-    if scale == "tiny":
-        return DenseNet([2, 2, 2], 4, num_classes, image_size)  # DenseNet-BC-16, k=4
-    return DenseNet([20, 20, 20], 12, num_classes, image_size)

@@ -24,13 +24,12 @@ LeViT's own activation and stay.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._hybrid_blocks import is_small_image, replace_gelu
 
 
@@ -100,23 +99,17 @@ TINY = dict(
 )
 
 
-def build_levit(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> LeViT:
-    cfg = PAPER if scale == "paper" else TINY
+def build_levit(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> LeViT:
     strides = (2, 2, 1, 1) if is_small_image(image_size) else (2, 2, 2, 2)
     return replace_gelu(LeViT(num_classes, image_size, stem_strides=strides, **cfg), act)
 
 
-register_model(
+register_family(
     "levit",
     category="Hybrid",
+    build=build_levit,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=6.67,
-    family="levit",
     description="LeViT-128S hyper-parameters on vit-pytorch's LeViT blocks, stride-4 stem at 32 px",
-)(build_levit)
-
-register_model(
-    "levit-relu",
-    category="Hybrid",
-    family="levit",
-    description="LeViT with vit-pytorch's GELUs replaced by ReLU (activation study)",
-)(functools.partial(build_levit, act="relu"))
+    relu_twin="LeViT with vit-pytorch's GELUs replaced by ReLU (activation study)",
+)

@@ -8,12 +8,10 @@ MLP 128 and channel MLP 256 (both expansion 2): 0.672M at 32 px / 10 classes.
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._transformer_blocks import ACTIVATIONS, FeedForward, check_divisible
 
 
@@ -65,22 +63,16 @@ PAPER = dict(dim=128, depth=8, token_dim=128, channel_dim=256)
 TINY = dict(dim=64, depth=2, token_dim=64, channel_dim=128)
 
 
-def build_mlpmixer(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> MLPMixer:
-    cfg = PAPER if scale == "paper" else TINY
+def build_mlpmixer(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> MLPMixer:
     return MLPMixer(num_classes, image_size, patch_size=4, act=act, **cfg)
 
 
-register_model(
+register_family(
     "mlpmixer",
     category="Transformer",
+    build=build_mlpmixer,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=0.68,
-    family="mlpmixer",
     description="MLP-Mixer: patch 4, dim 128, depth 8, token MLP 128, channel MLP 256",
-)(build_mlpmixer)
-
-register_model(
-    "mlpmixer-relu",
-    category="Transformer",
-    family="mlpmixer",
-    description="MLP-Mixer with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_mlpmixer, act="relu"))
+    relu_twin="MLP-Mixer with every GELU replaced by ReLU (activation study)",
+)

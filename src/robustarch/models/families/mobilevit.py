@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._hybrid_blocks import is_small_image
 
 
@@ -123,21 +123,24 @@ TINY = dict(
 )
 
 
-def stem_strides(image_size: int, scale: str) -> tuple[int, int]:
-    """Strides of the stem conv and of the stem's down-sampling MV2 block."""
-    if not is_small_image(image_size):
-        return (2, 2)
-    # The tiny net keeps one stem stride: full-resolution MV2 blocks cost ~0.5 s per CPU batch.
-    return (1, 1) if scale == "paper" else (2, 1)
+def build_mobilevit(
+    num_classes: int, image_size: int, small_image_stem_strides: tuple[int, int], **cfg
+) -> MobileViT:
+    strides = small_image_stem_strides if is_small_image(image_size) else (2, 2)
+    return MobileViT(num_classes, stem_strides=strides, **cfg)
 
 
-@register_model(
+register_family(
     "mobilevit",
     category="Hybrid",
+    build=build_mobilevit,
+    # small_image_stem_strides: the strides of the stem conv and of the stem's down-sampling MV2
+    # block for small images (larger ones keep MobileViT's (2, 2)). The tiny net keeps one stem
+    # stride: full-resolution MV2 blocks cost ~0.5 s per CPU batch.
+    sizes={
+        "paper": dict(PAPER, small_image_stem_strides=(1, 1)),
+        "tiny": dict(TINY, small_image_stem_strides=(2, 1)),
+    },
     paper_params_m=5.00,
-    family="mobilevit",
     description="MobileViT-S (vit-pytorch blocks), stem strides dropped on small images",
 )
-def build_mobilevit(num_classes: int, image_size: int, scale: str) -> MobileViT:
-    cfg = PAPER if scale == "paper" else TINY
-    return MobileViT(num_classes, stem_strides=stem_strides(image_size, scale), **cfg)

@@ -10,11 +10,9 @@ has 11.407M. Images over 64 px keep timm's stem.
 
 from __future__ import annotations
 
-import functools
-
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._transformer_blocks import ACTIVATIONS, assert_no_gelu, is_small_image
 
 # The keyword arguments timm's ``poolformer_s12`` passes to MetaFormer besides depths/dims; the
@@ -26,12 +24,15 @@ _POOLFORMER_KWARGS = dict(
     res_scale_init_values=None,
     use_mlp_head=False,
 )
-PAPER = dict(depths=(2, 2, 6, 2), dims=(64, 128, 320, 512))  # poolformer_s12
-TINY = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64))
+# ``small_image_stem_stride``: the 3x3 stem conv's stride for small images. Stride 1 at paper
+# scale; the tiny scale uses stride 2, since a full-resolution first stage costs ~0.5 s per CPU
+# training step even at width 8 (grids 16-8-4-2 at 32 px).
+PAPER = dict(depths=(2, 2, 6, 2), dims=(64, 128, 320, 512), small_image_stem_stride=1)  # s12
+TINY = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), small_image_stem_stride=2)
 
 
 def build_poolformer(
-    num_classes: int, image_size: int, scale: str, act: str = "gelu"
+    num_classes: int, image_size: int, small_image_stem_stride: int, act: str = "gelu", **cfg
 ) -> nn.Module:
     # Built from MetaFormer with poolformer_s12's arguments rather than through
     # timm.create_model("poolformer_s12"), which hard-codes GELU (the ReLU variant needs it).
@@ -39,16 +40,14 @@ def build_poolformer(
     from timm.layers import trunc_normal_
     from timm.models.metaformer import GroupNorm1, MetaFormer
 
-    cfg = PAPER if scale == "paper" else TINY
     model = MetaFormer(
         num_classes=num_classes, mlp_act=ACTIVATIONS[act], norm_layers=GroupNorm1, **cfg,
         **_POOLFORMER_KWARGS,
     )
     if is_small_image(image_size):
-        # Stride 1 at paper scale; the tiny scale uses stride 2, since a full-resolution first
-        # stage costs ~0.5 s per CPU training step even at width 8 (grids 16-8-4-2 at 32 px).
-        stride = 1 if scale == "paper" else 2
-        conv = nn.Conv2d(3, model.stem.conv.out_channels, 3, stride=stride, padding=1)
+        conv = nn.Conv2d(
+            3, model.stem.conv.out_channels, 3, stride=small_image_stem_stride, padding=1
+        )
         trunc_normal_(conv.weight, std=0.02)  # timm's MetaFormer init
         nn.init.zeros_(conv.bias)
         model.stem.conv = conv
@@ -57,17 +56,12 @@ def build_poolformer(
     return model
 
 
-register_model(
+register_family(
     "poolformer",
     category="Transformer",
+    build=build_poolformer,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=11.39,
-    family="poolformer",
     description="PoolFormer-S12 (timm poolformer_s12) with a 3x3 stride-1 stem for small images",
-)(build_poolformer)
-
-register_model(
-    "poolformer-relu",
-    category="Transformer",
-    family="poolformer",
-    description="PoolFormer-S12 with its GELU MLP activation replaced by ReLU (activation study)",
-)(functools.partial(build_poolformer, act="relu"))
+    relu_twin="PoolFormer-S12 with its GELU MLP activation replaced by ReLU (activation study)",
+)

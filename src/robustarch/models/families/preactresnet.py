@@ -4,28 +4,26 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._cnn_blocks import PreActBottleneck, ResNetBody
 
 
-@register_model(
+def build_preactresnet(
+    num_classes: int, image_size: int, depths: list[int], planes: list[int], stem_width: int
+) -> nn.Module:
+    return ResNetBody(
+        PreActBottleneck, depths, planes, num_classes, image_size, stem_width, preact=True
+    )
+
+
+register_family(
     "preactresnet",
     category="CNN",
+    build=build_preactresnet,
+    sizes={
+        "paper": dict(depths=[3, 4, 6, 3], planes=[64, 128, 256, 512], stem_width=64),
+        "tiny": dict(depths=[1, 1, 1, 1], planes=[4, 8, 16, 32], stem_width=16),
+    },
     paper_params_m=23.50,
     description="PreActResNet-50 (pre-activation bottleneck [3,4,6,3]) with CIFAR stem",
 )
-def preactresnet(num_classes: int, image_size: int, scale: str) -> nn.Module:
-    """PreActResNet-50 (pre-activation bottleneck [3,4,6,3]) with CIFAR stem."""
-    if scale == "tiny":
-        return ResNetBody(
-            PreActBottleneck, [1, 1, 1, 1], [4, 8, 16, 32], num_classes, image_size, 16, preact=True
-        )
-    return ResNetBody(
-        PreActBottleneck,
-        [3, 4, 6, 3],
-        [64, 128, 256, 512],
-        num_classes,
-        image_size,
-        64,
-        preact=True,
-    )

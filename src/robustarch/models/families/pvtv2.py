@@ -14,13 +14,12 @@ swaps every GELU for ReLU.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import Variant, register_family
 from ._hybrid_blocks import replace_gelu
 
 
@@ -52,9 +51,8 @@ TINY = dict(
 
 
 def build_pvtv2(
-    num_classes: int, image_size: int, scale: str, patch_size: int = 4, act: str = "gelu"
+    num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", **cfg
 ) -> nn.Module:
-    cfg = PAPER if scale == "paper" else TINY
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
     from timm.models.pvt_v2 import PyramidVisionTransformerV2
 
@@ -63,26 +61,20 @@ def build_pvtv2(
     return replace_gelu(net, act)
 
 
-register_model(
+register_family(
     "pvtv2",
     category="Hybrid",
+    build=build_pvtv2,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=12.40,
-    family="pvtv2",
     description="PVTv2-b1 with linear SRA (timm), first patch embedding of stride 4",
-)(build_pvtv2)
-
-for _p in (4, 2, 1):
-    register_model(
-        f"pvtv2-p{_p}",
-        category="Hybrid",
-        paper_params_m=12.40 if _p == 4 else None,
-        family="pvtv2",
-        description=f"PVTv2-b1-Li with a stride-{_p} first patch embedding (patch-size study)",
-    )(functools.partial(build_pvtv2, patch_size=_p))
-
-register_model(
-    "pvtv2-relu",
-    category="Hybrid",
-    family="pvtv2",
-    description="PVTv2-b1-Li with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_pvtv2, act="relu"))
+    variants={
+        f"p{p}": Variant(
+            {"patch_size": p},
+            f"PVTv2-b1-Li with a stride-{p} first patch embedding (patch-size study)",
+            paper_params_m=12.40 if p == 4 else None,
+        )
+        for p in (4, 2, 1)
+    },
+    relu_twin="PVTv2-b1-Li with every GELU replaced by ReLU (activation study)",
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._cnn_blocks import cifar_stem, conv_bn
 
 
@@ -63,15 +63,20 @@ class ResNeXt(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-@register_model(
+def build_resnext(num_classes: int, image_size: int, depths: list[int], cardinality: int,
+                  width: int, stem_width: int) -> nn.Module:
+    return ResNeXt(depths, cardinality, width, num_classes, image_size, stem_width=stem_width)
+
+
+register_family(
     "resnext",
     category="CNN",
+    build=build_resnext,
+    sizes={
+        "paper": dict(depths=[3, 3, 3], cardinality=2, width=64, stem_width=64),
+        # Still grouped (cardinality 2) bottlenecks in three stages, one block each.
+        "tiny": dict(depths=[1, 1, 1], cardinality=2, width=4, stem_width=16),
+    },
     paper_params_m=9.12,
     description="ResNeXt-29 2x64d (CIFAR ResNeXt: 3 stages x 3 blocks, cardinality 2, width 64)",
 )
-def resnext(num_classes: int, image_size: int, scale: str) -> nn.Module:
-    """ResNeXt-29 2x64d for CIFAR."""
-    if scale == "tiny":
-        # Still grouped (cardinality 2) bottlenecks in three stages, one block each.
-        return ResNeXt([1, 1, 1], 2, 4, num_classes, image_size, stem_width=16)
-    return ResNeXt([3, 3, 3], 2, 64, num_classes, image_size, stem_width=64)

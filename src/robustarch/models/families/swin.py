@@ -16,13 +16,12 @@ timm's Swin-T itself, 27.527M with 10 classes at 224 px).
 
 from __future__ import annotations
 
-import functools
-
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._transformer_blocks import assert_no_gelu, is_small_image, replace_gelu
 
+PAPER: dict = {}  # timm's swin_tiny_patch4_window7_224 as it is (Swin-T)
 TINY = dict(embed_dim=8, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))
 
 
@@ -37,7 +36,7 @@ def stage_windows(grid: int, max_window: int, num_stages: int = 4) -> tuple[int,
     return tuple(sizes)
 
 
-def build_swin(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> nn.Module:
+def build_swin(num_classes: int, image_size: int, act: str = "gelu", **arch) -> nn.Module:
     patch, max_window = (2, 4) if is_small_image(image_size) else (4, 7)
     if image_size % patch:
         raise ValueError(f"image_size {image_size} is not divisible by the patch size {patch}")
@@ -46,9 +45,8 @@ def build_swin(num_classes: int, image_size: int, scale: str, act: str = "gelu")
         patch_size=patch,
         window_size=stage_windows(image_size // patch, max_window),
         num_classes=num_classes,
+        **arch,
     )
-    if scale != "paper":
-        kwargs.update(TINY)
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
     import timm
 
@@ -60,17 +58,12 @@ def build_swin(num_classes: int, image_size: int, scale: str, act: str = "gelu")
     return model
 
 
-register_model(
+register_family(
     "swin",
     category="Transformer",
+    build=build_swin,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=27.42,
-    family="swin",
     description="Swin-T (timm swin_tiny) with patch 2 / window 4 for small images",
-)(build_swin)
-
-register_model(
-    "swin-relu",
-    category="Transformer",
-    family="swin",
-    description="Swin-T with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_swin, act="relu"))
+    relu_twin="Swin-T with every GELU replaced by ReLU (activation study)",
+)

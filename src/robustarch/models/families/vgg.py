@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 
 # Channel plan per stage; each stage ends with a 2x2 max-pool.
 VGG16 = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
@@ -32,12 +32,16 @@ class VGG(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
-@register_model(
+def build_vgg(num_classes: int, image_size: int, plan: list[list[int]]) -> nn.Module:
+    # Adaptive pooling makes the network independent of image_size.
+    return VGG(plan, num_classes)
+
+
+register_family(
     "vgg",
     category="CNN",
+    build=build_vgg,
+    sizes={"paper": dict(plan=VGG16), "tiny": dict(plan=VGG_TINY)},
     paper_params_m=14.72,
     description="VGG-16 with BN, CIFAR variant (single 512->classes linear classifier)",
 )
-def vgg(num_classes: int, image_size: int, scale: str) -> nn.Module:
-    """VGG-16 with BN, CIFAR variant."""
-    return VGG(VGG_TINY if scale == "tiny" else VGG16, num_classes)

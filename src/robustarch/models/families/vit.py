@@ -12,12 +12,10 @@ Variants: ``vit-p8/p4/p2`` (patch-size study; ``vit`` is ``vit-p4``) and ``vit-r
 
 from __future__ import annotations
 
-import functools
-
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import Variant, register_family
 from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible
 
 
@@ -67,32 +65,25 @@ TINY = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128, head_dim=64)
 
 
 def build_vit(
-    num_classes: int, image_size: int, scale: str, patch_size: int = 4, act: str = "gelu"
+    num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", **cfg
 ) -> ViT:
-    cfg = PAPER if scale == "paper" else TINY
     return ViT(num_classes, image_size, patch_size, act=act, **cfg)
 
 
-register_model(
+register_family(
     "vit",
     category="Transformer",
+    build=build_vit,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=9.78,
-    family="vit",
     description="ViT: dim 512, depth 6, 8 heads, MLP 512, patch 4, cls token + abs. pos-emb",
-)(build_vit)
-
-for _p in (8, 4, 2):
-    register_model(
-        f"vit-p{_p}",
-        category="Transformer",
-        paper_params_m=9.78 if _p == 4 else None,
-        family="vit",
-        description=f"ViT with patch size {_p} (patch-size study)",
-    )(functools.partial(build_vit, patch_size=_p))
-
-register_model(
-    "vit-relu",
-    category="Transformer",
-    family="vit",
-    description="ViT with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_vit, act="relu"))
+    variants={
+        f"p{p}": Variant(
+            {"patch_size": p},
+            f"ViT with patch size {p} (patch-size study)",
+            paper_params_m=9.78 if p == 4 else None,
+        )
+        for p in (8, 4, 2)
+    },
+    relu_twin="ViT with every GELU replaced by ReLU (activation study)",
+)

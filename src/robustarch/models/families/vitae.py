@@ -24,14 +24,13 @@ are left out (the other families have none either).
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._hybrid_blocks import ACTIVATIONS, init_like_timm, is_small_image
 
 
@@ -203,25 +202,19 @@ TINY = dict(
 )
 
 
-def build_vitae(num_classes: int, image_size: int, scale: str, act: str = "gelu") -> ViTAE:
-    cfg = dict(PAPER if scale == "paper" else TINY)
+def build_vitae(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> ViTAE:
     if is_small_image(image_size):
         # 32-px stem: without the x4 cell, the x2 Performer cell reads the image directly.
         cfg["reduction_cells"] = cfg["reduction_cells"][1:]
     return ViTAE(num_classes, act=act, **cfg)
 
 
-register_model(
+register_family(
     "vitae",
     category="Hybrid",
+    build=build_vitae,
+    sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=23.18,
-    family="vitae",
     description="ViTAE-S: Performer/PRM/PCM reduction cells + 14 normal cells, x4 stem at 32 px",
-)(build_vitae)
-
-register_model(
-    "vitae-relu",
-    category="Hybrid",
-    family="vitae",
-    description="ViTAE-S with every GELU replaced by ReLU (activation study)",
-)(functools.partial(build_vitae, act="relu"))
+    relu_twin="ViTAE-S with every GELU replaced by ReLU (activation study)",
+)

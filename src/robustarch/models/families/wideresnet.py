@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from ..registry import register_family
 from ._cnn_blocks import cifar_stem
 
 
@@ -62,15 +62,21 @@ class WideResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
-@register_model(
+def build_wideresnet(
+    num_classes: int, image_size: int, depth: int, widen: int, base: int = 16
+) -> nn.Module:
+    return WideResNet(depth, widen, num_classes, image_size, base=base)
+
+
+register_family(
     "wideresnet",
     category="CNN",
+    build=build_wideresnet,
+    sizes={
+        "paper": dict(depth=40, widen=10),  # WRN-40-10
+        # WRN-10-1 at half the base width (8/16/32): one block per stage, CPU-cheap.
+        "tiny": dict(depth=10, widen=1, base=8),
+    },
     paper_params_m=55.85,
     description="WRN-40-10 (pre-activation basic blocks, widths 160/320/640)",
 )
-def wideresnet(num_classes: int, image_size: int, scale: str) -> nn.Module:
-    """WRN-40-10."""
-    if scale == "tiny":
-        # WRN-10-1 at half the base width (8/16/32): one block per stage, CPU-cheap.
-        return WideResNet(10, 1, num_classes, image_size, base=8)
-    return WideResNet(40, 10, num_classes, image_size)
