@@ -14,7 +14,8 @@ import importlib
 from typing import Any
 
 _FROM_REGISTRY = ("CATEGORIES", "SCALES", "ModelInfo", "NormalizedModel", "count_params",
-                  "create_model", "list_models", "model_info", "register_model")
+                  "create_model", "list_models", "model_info", "register_family",
+                  "register_model", "Variant")
 
 
 def __getattr__(name: str) -> Any:
