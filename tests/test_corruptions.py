@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustarch.data import ARCHIVES, ChecksumError, UnsafeArchiveError
+from robustarch.data import ARCHIVES, ChecksumError, UnsafeArchiveError, dataset_spec
 from robustarch.data.corruption_files import (
     CORRUPTIONS,
     corrupt_images,
@@ -25,7 +25,6 @@ from robustarch.data.corruption_files import (
     prepare_corruption,
     save_corruption,
 )
-from robustarch.data.sources import CIFAR10C
 from robustarch.evaluate.corruption_accuracy import (
     COLUMNS,
     discard_corruption_state,
@@ -41,6 +40,7 @@ from robustarch.report.table4 import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+CIFAR10C = dataset_spec("cifar10").corruption_archive
 # Corruptions that draw random numbers (the others are deterministic functions of the image).
 RANDOM = ["gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow",
           "frost", "fog", "elastic_transform"]

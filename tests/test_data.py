@@ -19,9 +19,9 @@ from robustarch.data import (
     load_split,
     save_split,
 )
-from robustarch.data.cifar10 import load_cifar10_archive
+from robustarch.data.datasets.cifar10 import load_cifar10_archive
+from robustarch.data.datasets.imagenette import load_imagenette_archive
 from robustarch.data.download import download
-from robustarch.data.imagenette import load_imagenette_archive
 
 
 def _md5(path: Path) -> str:
@@ -150,7 +150,7 @@ def test_imagenette_archive_decodes_to_fixed_sizes(tmp_path):
 
 
 def test_digits_split_is_fixed_and_stratified(digits):
-    from robustarch.data.digits import load_digits_tensors
+    from robustarch.data.datasets.digits import load_digits_tensors
 
     again = load_digits_tensors()
     assert torch.equal(again["x_test"], digits["x_test"])
@@ -172,6 +172,10 @@ def test_split_roundtrip_and_corrupt_split(tmp_path):
         load_split(tmp_path / "bad.pt")
 
 
-def test_unknown_dataset_lists_valid():
-    with pytest.raises(UnknownDatasetError, match="valid datasets: cifar10, digits, imagenette"):
+def test_unknown_dataset_lists_the_registered_ones():
+    with pytest.raises(UnknownDatasetError) as info:
         dataset_spec("mnist")
+    message = str(info.value)
+    assert ("unknown dataset 'mnist'; registered datasets are: cifar10, digits, imagenette"
+            in message)
+    assert "robustarch/data/datasets/" in message
