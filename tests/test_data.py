@@ -179,3 +179,34 @@ def test_unknown_dataset_lists_the_registered_ones():
     assert ("unknown dataset 'mnist'; registered datasets are: cifar10, digits, imagenette"
             in message)
     assert "robustarch/data/datasets/" in message
+
+
+def test_registry_holds_each_dataset_module_and_its_archives():
+    from robustarch.data import ARCHIVES, DATASETS, list_datasets, registered_datasets
+
+    assert list_datasets() == sorted(DATASETS) and DATASETS is registered_datasets()
+    for name, spec in DATASETS.items():
+        assert spec.name == name and spec.display_name and callable(spec.decode)
+        assert spec.decode.__module__ == f"robustarch.data.datasets.{name}"
+        for archive in (spec.archive, spec.corruption_archive):
+            assert archive is None or ARCHIVES[archive.name] == archive
+    assert dataset_spec("digits").archive is None  # bundled with scikit-learn
+    assert ARCHIVES["CIFAR-10-C.tar"] == dataset_spec("cifar10").corruption_archive
+
+
+def test_a_dataset_is_registered_once_and_checked(monkeypatch):
+    from robustarch.data import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry.registered_datasets()))
+    facts = dict(display_name="X", archive=None, train_samples=2, test_samples=2,
+                 image_size=32, num_classes=2, mean=(0.5,) * 3, std=(0.5,) * 3, crop=None,
+                 autoaugment=None, budgets={"linf": "8/255"}, job_mem_mb=1, job_cpus=1)
+    with pytest.raises(ValueError, match="'cifar10' is registered twice"):
+        registry.register_dataset("cifar10", **facts)(dict)
+    with pytest.raises(ValueError, match="unknown norms \\['l3'\\]"):
+        registry.register_dataset("new", **{**facts, "budgets": {"l3": 1.0}})(dict)
+    with pytest.raises(ValueError, match="lowercase letters"):
+        registry.register_dataset("New-C", **facts)(dict)
+    registry.register_dataset("new", **facts)(dict)
+    assert registry.dataset_spec("new").config_facts()["augment"] == {"crop": None,
+                                                                      "autoaugment": None}
