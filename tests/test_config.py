@@ -171,3 +171,18 @@ def test_a_dataset_without_a_budget_for_the_norm_needs_one_in_the_config(paper_c
     config["attacks"]["pgd_l2"]["eps"] = {"cifar10": 0.5}
     resolved = _validate(config, schema, known_datasets=datasets)
     assert attack_settings(resolved, "pgd_l1", "cifar10").eps == 12.0
+
+
+def test_cifar100_needs_no_config_entries(paper_config, schema):
+    config = copy.deepcopy(paper_config)
+    config["run"]["datasets"] = ["cifar100"]
+    config["report"]["table1_dataset"] = "cifar100"
+    resolved = _validate(config, schema)
+    assert resolved["analysis"]["dataset"] == "cifar100"
+    train = training_settings(resolved, "cifar100", "resnet", "pgd_linf")
+    assert train.num_classes == 100 and train.image_size == 32
+    assert train.mean == (0.5071, 0.4865, 0.4409) and train.std == (0.2673, 0.2564, 0.2762)
+    assert train.augment == training_settings(resolved, "cifar10", "resnet", "pgd_linf").augment
+    for attack in resolved["attacks"]:  # CIFAR-10's budgets
+        assert attack_settings(resolved, attack, "cifar100") == attack_settings(
+            resolved, attack, "cifar10")
