@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from robustarch.config import ConfigError, load_schema, validate_config
-from robustarch.data import ARCHIVES, DATASET_ARCHIVES
+from robustarch.data.registry import archives, dataset_spec, list_datasets
 from robustarch.models.catalog import list_models
 from robustarch.runtime import cuda_available
 from robustarch.settings import (
@@ -23,7 +23,6 @@ try:
             Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
         ),
         known_architectures=list_models(),
-        known_datasets=DATASET_ARCHIVES,
     )
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
@@ -36,6 +35,8 @@ config.update(_validated)
 GPU_PER_JOB = int(cuda_available())
 
 DATA = config["data_dir"]
+# Every archive rule download_archive may fetch (the datasets' and their published "-C" sets).
+ARCHIVES = archives()
 RUN = config["run"]
 RESULTS = "results"
 MODEL_DIR = "results/{dataset}/{arch}/{method}"
@@ -45,7 +46,7 @@ ANALYSIS_SETTINGS = analysis_settings(config)
 
 
 wildcard_constraints:
-    dataset="|".join(re.escape(d) for d in DATASET_ARCHIVES),
+    dataset="|".join(re.escape(d) for d in list_datasets()),
     arch=r"[A-Za-z0-9]+(?:-[A-Za-z0-9.]+)*",
     method=r"[a-z0-9_]+(?:-[A-Za-z0-9.+-]+)?",
     attack=r"[a-z0-9_]+",
@@ -146,7 +147,7 @@ def all_targets():
 
 
 def archive_input(wildcards):
-    source = DATASET_ARCHIVES[wildcards.dataset]
+    source = dataset_spec(wildcards.dataset).archive
     return {} if source is None else {"archive": f"{DATA}/downloads/{source.name}"}
 
 

@@ -1,7 +1,8 @@
 # Helpers of rules/corruptions.smk (kept apart: Snakemake's linter wants functions and
 # rules in separate files).
 
-from robustarch.data.sources import CORRUPTIONS, PUBLISHED, SEVERITIES
+from robustarch.data.registry import dataset_spec
+from robustarch.data.sources import CORRUPTIONS, SEVERITIES
 
 # studies.corruptions resolved (null datasets/architectures: those of run). Without the
 # section no model is in Table 4, nothing here is requested, and the rules keep defaults.
@@ -38,23 +39,30 @@ def corruption_files(wildcards):
     ]
 
 
+def published_corruptions(dataset):
+    """The dataset's published corrupted test set (its module's), or None: generated."""
+    return dataset_spec(dataset).corruption_archive
+
+
 def corruption_source(wildcards):
-    archive = PUBLISHED.get(wildcards.dataset)
+    archive = published_corruptions(wildcards.dataset)
     if archive is not None:
-        return {"archive": f"{DATA}/downloads/{archive}"}
+        return {"archive": f"{DATA}/downloads/{archive.name}"}
     return {"test": f"{DATA}/{wildcards.dataset}/test.pt"}
 
 
 def corruption_num_samples(wildcards):
     # Published sets are decoded whole; evaluation takes the first num_samples of them.
-    if wildcards.dataset in PUBLISHED:
+    if published_corruptions(wildcards.dataset) is not None:
         return None
     return config["evaluation"]["num_samples"]
 
 
 def corruption_seed(wildcards):
     # None for published sets, so that changing the seed does not decode them again.
-    return None if wildcards.dataset in PUBLISHED else CORRUPTION_STUDY["seed"]
+    if published_corruptions(wildcards.dataset) is not None:
+        return None
+    return CORRUPTION_STUDY["seed"]
 
 
 def corruption_state_dir(wildcards):

@@ -10,12 +10,14 @@ import math
 import os
 import re
 
+from robustarch.data.registry import dataset_spec
 from robustarch.models.catalog import UnknownModelError, model_info
 from robustarch.settings import parse_method
 
-# Samples per split; a dataset not listed here is costed as CIFAR-10.
-TRAIN_SAMPLES = {"digits": 1437, "cifar10": 50000, "imagenette": 9469}
-TEST_SAMPLES = {"digits": 360, "cifar10": 10000, "imagenette": 3925}
+# Samples per split, host memory and CPUs per GPU job: each dataset's module gives them
+# (robustarch.data.datasets). Splits live on the GPU (robustarch.data.loader), so the host
+# holds one decoded split at a time plus torch/CUDA (imagenette: 1.9 GB of uint8).
+
 # One forward+backward pass over one 32x32 image costs params_m / GPU_THROUGHPUT seconds:
 # ResNet-50 (23.5M) at ~2100 images/s, about half of what a V100/A100 reaches, for slack.
 GPU_THROUGHPUT = 50_000
@@ -27,10 +29,6 @@ STARTUP_MIN = 10  # scheduling, Snakemake and torch start-up, data loading
 MIN_RUNTIME_MIN = 30
 # The longest wall time to ask for (minutes); set it to your GPU partition's limit.
 MAX_RUNTIME_MIN = int(os.environ.get("ROBUSTARCH_SLURM_MAX_RUNTIME", 2 * 24 * 60))
-# Host memory (MB) and CPUs per GPU job. Splits live on the GPU (robustarch.data.loader), so
-# the host holds one decoded split at a time plus torch/CUDA (imagenette: 1.9 GB of uint8).
-GPU_JOB_MEM_MB = {"digits": 4000, "cifar10": 12000, "imagenette": 24000}
-GPU_JOB_CPUS = {"digits": 2, "cifar10": 4, "imagenette": 8}
 # AutoAttack "standard": APGD-CE, 9 x APGD-T and 9 x FAB-T (two passes a step) per sample,
 # then Square's forward-only queries (50 per iteration). 100 iterations: AutoAttack's default.
 AA_STANDARD_RUNS = 1 + 9 + 2 * 9
@@ -89,8 +87,8 @@ def train_runtime(wildcards):
         "pgd_linf_l1": 1 + steps,
         "trades": 2 + steps,
     }[base]
-    n_train = TRAIN_SAMPLES.get(wildcards.dataset, TRAIN_SAMPLES["cifar10"])
-    n_test = TEST_SAMPLES.get(wildcards.dataset, TEST_SAMPLES["cifar10"])
+    data = dataset_spec(wildcards.dataset)
+    n_train, n_test = data.train_samples, data.test_samples
     per_epoch = n_train * passes + n_test * FORWARD
     cost = _sample_cost_s(wildcards, settings.scale, settings.image_size)
     return _minutes(settings.epochs * per_epoch * cost)
@@ -114,8 +112,9 @@ def _attack_passes(settings):
 def eval_runtime(wildcards):
     """Wall time (minutes) of an evaluation job: the attack's passes over its test samples."""
     settings = eval_settings(wildcards)
-    n_test = config["evaluation"]["num_samples"] or TEST_SAMPLES.get(
-        wildcards.dataset, TEST_SAMPLES["cifar10"]
+    n_test = (
+        config["evaluation"]["num_samples"]
+        or dataset_spec(wildcards.dataset).test_samples
     )
     image_size = config["datasets"][wildcards.dataset]["image_size"]
     cost = _sample_cost_s(wildcards, config["scale"], image_size)
@@ -126,8 +125,9 @@ def corruption_eval_runtime(wildcards):
     """Wall time (minutes) of a corruption evaluation: one forward pass per test sample,
     corruption and severity."""
     spec = config["studies"]["corruptions"]
-    n_test = config["evaluation"]["num_samples"] or TEST_SAMPLES.get(
-        wildcards.dataset, TEST_SAMPLES["cifar10"]
+    n_test = (
+        config["evaluation"]["num_samples"]
+        or dataset_spec(wildcards.dataset).test_samples
     )
     image_size = config["datasets"][wildcards.dataset]["image_size"]
     cost = _sample_cost_s(wildcards, config["scale"], image_size)
@@ -147,9 +147,9 @@ def analysis_runtime(wildcards):
 
 def gpu_job_mem_mb(wildcards):
     """Host memory (MB) of a training or evaluation job."""
-    return GPU_JOB_MEM_MB.get(wildcards.dataset, 16000)
+    return dataset_spec(wildcards.dataset).job_mem_mb
 
 
 def gpu_job_cpus(wildcards):
     """CPUs per GPU of a training or evaluation job (profiles/slurm: cpus_per_gpu)."""
-    return GPU_JOB_CPUS.get(wildcards.dataset, 4)
+    return dataset_spec(wildcards.dataset).job_cpus

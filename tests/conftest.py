@@ -15,7 +15,7 @@ def repo() -> Path:
 
 @functools.cache
 def _digits():
-    from robustarch.data.digits import load_digits_tensors
+    from robustarch.data.datasets.digits import load_digits_tensors
 
     return load_digits_tensors()
 

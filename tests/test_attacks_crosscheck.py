@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustarch.attacks import autoattack, pgd
-from robustarch.data.digits import load_digits_tensors
+from robustarch.data.datasets.digits import load_digits_tensors
 
 N_TEST = 200
 STEPS = 20

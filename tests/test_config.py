@@ -10,12 +10,11 @@ from robustarch.config import (
     training_settings,
     validate_config,
 )
-
-DATASETS = ["cifar10", "imagenette", "digits"]
+from robustarch.data import list_datasets
 
 
 def _validate(config, schema, **kw):
-    return validate_config(config, schema, known_datasets=DATASETS, **kw)
+    return validate_config(config, schema, **kw)  # the registered datasets
 
 
 def test_paper_config_is_valid_and_resolves_the_protocol(paper_config, schema):
@@ -72,7 +71,7 @@ def test_typo_key_names_key_and_suggests(paper_config, schema):
 def test_bad_value_names_key_value_and_allowed(paper_config, schema):
     config = copy.deepcopy(paper_config)
     config["scale"] = "huge"
-    config["attacks"]["pgd_l2"]["eps"]["cifar10"] = "1/x"
+    config["attacks"]["pgd_l2"]["eps"] = {"cifar10": "1/x"}
     with pytest.raises(ConfigError) as info:
         _validate(config, schema)
     message = str(info.value)
@@ -88,14 +87,102 @@ def test_unknown_architecture_lists_valid_names(paper_config, schema):
         _validate(config, schema, known_architectures=["resnet", "vit"])
 
 
-def test_unknown_attack_and_dataset_and_missing_budget(paper_config, schema):
+def test_unknown_attack_and_dataset(paper_config, schema):
     config = copy.deepcopy(paper_config)
     config["run"]["attacks"]["pgd_linf"] = ["pgd_linf", "cw_l2"]
     config["run"]["datasets"] = ["cifar10", "mnist"]
-    config["attacks"]["pgd_l1"]["eps"].pop("cifar10")
     with pytest.raises(ConfigError) as info:
         _validate(config, schema)
     message = str(info.value)
     assert "unknown attack 'cw_l2'" in message
-    assert "unknown dataset 'mnist'; valid datasets: cifar10, digits, imagenette" in message
-    assert "'attacks.pgd_l1.eps': no budget for dataset 'cifar10'" in message
+    registered = ", ".join(list_datasets())
+    assert (f"config key 'run.datasets': unknown dataset 'mnist'; registered datasets are: "
+            f"{registered}. Add one as a module of robustarch/data/datasets/" in message)
+
+
+@pytest.mark.parametrize("key", ["datasets", "report.table1_dataset", "attacks.pgd_l2.eps",
+                                 "studies.trades.dataset", "studies.corruptions.datasets",
+                                 "analysis.dataset"])
+def test_an_unregistered_dataset_anywhere_is_named(paper_config, schema, key):
+    config = copy.deepcopy(paper_config)
+    section = config
+    *parents, last = key.split(".")
+    for name in parents:
+        section = section[name]
+    if last == "datasets" and parents:
+        section[last] = ["cifar10", "mnist"]
+    elif last in ("datasets", "eps"):
+        section[last] = {"mnist": {"image_size": 28} if last == "datasets" else 0.3}
+    else:
+        section[last] = "mnist"
+    with pytest.raises(ConfigError) as info:
+        _validate(config, schema)
+    assert f"config key '{key}': unknown dataset 'mnist'; registered datasets are: " in str(
+        info.value)
+
+
+def test_dataset_facts_come_from_the_modules_and_overrides_merge(paper_config, schema):
+    from robustarch.data import dataset_spec
+
+    config = copy.deepcopy(paper_config)
+    config["datasets"] = {"cifar10": {"augment": {"autoaugment": None}, "image_size": 64}}
+    config["attacks"]["pgd_l2"]["eps"] = {"imagenette": 4.0}
+    resolved = _validate(config, schema)
+    assert resolved["datasets"]["cifar10"] == {
+        "image_size": 64, "num_classes": 10, "mean": [0.4914, 0.4822, 0.4465],
+        "std": [0.2023, 0.1994, 0.2010], "augment": {"crop": "crop_flip", "autoaugment": None}}
+    imagenette = dataset_spec("imagenette")
+    assert resolved["datasets"]["imagenette"] == imagenette.config_facts()
+    assert attack_settings(resolved, "pgd_l2", "imagenette").eps == 4.0  # the override
+    assert attack_settings(resolved, "pgd_l2", "cifar10").eps == 1.5  # the module's
+    assert attack_settings(resolved, "pgd_l1", "imagenette").eps == imagenette.budgets["l1"]
+    train = training_settings(resolved, "cifar10", "resnet", "vanilla")
+    assert train.image_size == 64 and train.augment.autoaugment is None
+    assert train.augment.crop == "crop_flip"
+
+
+def test_an_override_is_checked_like_any_key(paper_config, schema):
+    config = copy.deepcopy(paper_config)
+    config["datasets"] = {"cifar10": {"mean": [0.5, 0.5]}, "digits": {"crop": "flip"}}
+    with pytest.raises(ConfigError) as info:
+        _validate(config, schema)
+    message = str(info.value)
+    assert "'datasets.cifar10.mean'" in message
+    assert "'datasets.digits.crop' is not a valid key" in message
+
+
+def test_a_dataset_without_a_budget_for_the_norm_needs_one_in_the_config(paper_config, schema):
+    import dataclasses
+
+    from robustarch.data import registered_datasets
+
+    datasets = dict(registered_datasets())
+    datasets["cifar10"] = dataclasses.replace(datasets["cifar10"], budgets={"linf": "8/255"})
+    config = copy.deepcopy(paper_config)
+    with pytest.raises(ConfigError) as info:
+        _validate(config, schema, known_datasets=datasets)
+    message = str(info.value)
+    assert ("config key 'attacks.pgd_l1.eps': no budget for dataset 'cifar10'; add "
+            "'attacks.pgd_l1.eps.cifar10'" in message)
+    assert "'attacks.pgd_l2.eps': no budget for dataset 'cifar10'" in message
+    assert "'attacks.pgd_linf.eps'" not in message
+    assert "'attacks.apgd_l1.eps'" not in message  # not evaluated by the run
+    config["attacks"]["pgd_l1"]["eps"] = {"cifar10": 12}
+    config["attacks"]["pgd_l2"]["eps"] = {"cifar10": 0.5}
+    resolved = _validate(config, schema, known_datasets=datasets)
+    assert attack_settings(resolved, "pgd_l1", "cifar10").eps == 12.0
+
+
+def test_cifar100_needs_no_config_entries(paper_config, schema):
+    config = copy.deepcopy(paper_config)
+    config["run"]["datasets"] = ["cifar100"]
+    config["report"]["table1_dataset"] = "cifar100"
+    resolved = _validate(config, schema)
+    assert resolved["analysis"]["dataset"] == "cifar100"
+    train = training_settings(resolved, "cifar100", "resnet", "pgd_linf")
+    assert train.num_classes == 100 and train.image_size == 32
+    assert train.mean == (0.5071, 0.4865, 0.4409) and train.std == (0.2673, 0.2564, 0.2762)
+    assert train.augment == training_settings(resolved, "cifar10", "resnet", "pgd_linf").augment
+    for attack in resolved["attacks"]:  # CIFAR-10's budgets
+        assert attack_settings(resolved, attack, "cifar100") == attack_settings(
+            resolved, attack, "cifar10")

@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from robustarch.data import ARCHIVES, ChecksumError, UnsafeArchiveError
+from robustarch.data import ARCHIVES, ChecksumError, UnsafeArchiveError, dataset_spec
 from robustarch.data.corruption_files import (
     CORRUPTIONS,
     corrupt_images,
@@ -25,7 +25,6 @@ from robustarch.data.corruption_files import (
     prepare_corruption,
     save_corruption,
 )
-from robustarch.data.sources import CIFAR10C
 from robustarch.evaluate.corruption_accuracy import (
     COLUMNS,
     discard_corruption_state,
@@ -41,6 +40,7 @@ from robustarch.report.table4 import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+CIFAR10C = dataset_spec("cifar10").corruption_archive
 # Corruptions that draw random numbers (the others are deterministic functions of the image).
 RANDOM = ["gaussian_noise", "shot_noise", "impulse_noise", "glass_blur", "motion_blur", "snow",
           "frost", "fog", "elastic_transform"]
@@ -58,14 +58,15 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _fake_cifar10c(path: Path, n: int = 4, extra: dict[str, bytes] | None = None):
+def _fake_cifar10c(path: Path, n: int = 4, extra: dict[str, bytes] | None = None,
+                   root: str = "CIFAR-10-C", classes: int = 10):
     """CIFAR-10-C's layout: {corruption}.npy of 5 * n images, severity-major, labels.npy."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(5 * n, 32, 32, 3), dtype=np.uint8)
-    labels = np.tile(rng.integers(0, 10, size=n).astype(np.uint8), 5)
+    labels = np.tile(rng.integers(0, classes, size=n).astype(np.uint8), 5)
     with tarfile.open(path, "w") as tar:
-        _add(tar, "CIFAR-10-C/gaussian_noise.npy", _npy(images))
-        _add(tar, "CIFAR-10-C/labels.npy", _npy(labels))
+        _add(tar, f"{root}/gaussian_noise.npy", _npy(images))
+        _add(tar, f"{root}/labels.npy", _npy(labels))
         for name, data in (extra or {}).items():
             _add(tar, name, data)
     return images, labels, hashlib.md5(path.read_bytes()).hexdigest()
@@ -113,6 +114,26 @@ def test_unsafe_or_incomplete_archives_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"not a CIFAR-10-C archive.*fog\.npy"):
         prepare_corruption("cifar10", "fog", tmp_path / "b.pt", archive=archive, md5=md5)
     assert not (tmp_path / "a.pt").exists() and not (tmp_path / "b.pt").exists()
+
+
+def test_cifar100c_is_published_and_decoded_like_cifar10c(tmp_path):
+    spec = dataset_spec("cifar100").corruption_archive
+    assert ARCHIVES[spec.name] == spec and "3555552" in spec.url
+    archive = tmp_path / spec.name
+    images, labels, md5 = _fake_cifar10c(archive, root="CIFAR-100-C", classes=100)
+    out = tmp_path / "cifar100-c" / "gaussian_noise.pt"
+    with pytest.raises(ChecksumError, match=f"expected {spec.md5}"):  # the record's md5
+        prepare_corruption("cifar100", "gaussian_noise", out, archive=archive)
+    assert not out.exists()
+    prepare_corruption("cifar100", "gaussian_noise", out, severities=[3], archive=archive,
+                       md5=md5)
+    data = load_corruption(out)
+    assert data["x"].shape == (1, 4, 3, 32, 32) and data["y"].tolist() == labels[:4].tolist()
+    assert np.array_equal(data["x"][0, 1].numpy(), images[9].transpose(2, 0, 1))
+    with pytest.raises(ValueError, match=r"not a CIFAR-100-C archive.*fog\.npy"):
+        prepare_corruption("cifar100", "fog", tmp_path / "fog.pt", archive=archive, md5=md5)
+    with pytest.raises(ValueError, match="corruptions come from CIFAR-100-C.tar"):
+        prepare_corruption("cifar100", "fog", tmp_path / "fog.pt")
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,13 @@ from robustarch.data import (
     UnknownDatasetError,
     UnsafeArchiveError,
     dataset_spec,
+    list_datasets,
     load_split,
     save_split,
 )
-from robustarch.data.cifar10 import load_cifar10_archive
+from robustarch.data.datasets.cifar10 import load_cifar10_archive
+from robustarch.data.datasets.imagenette import load_imagenette_archive
 from robustarch.data.download import download
-from robustarch.data.imagenette import load_imagenette_archive
 
 
 def _md5(path: Path) -> str:
@@ -150,7 +151,7 @@ def test_imagenette_archive_decodes_to_fixed_sizes(tmp_path):
 
 
 def test_digits_split_is_fixed_and_stratified(digits):
-    from robustarch.data.digits import load_digits_tensors
+    from robustarch.data.datasets.digits import load_digits_tensors
 
     again = load_digits_tensors()
     assert torch.equal(again["x_test"], digits["x_test"])
@@ -172,6 +173,128 @@ def test_split_roundtrip_and_corrupt_split(tmp_path):
         load_split(tmp_path / "bad.pt")
 
 
-def test_unknown_dataset_lists_valid():
-    with pytest.raises(UnknownDatasetError, match="valid datasets: cifar10, digits, imagenette"):
+def test_unknown_dataset_lists_the_registered_ones():
+    with pytest.raises(UnknownDatasetError) as info:
         dataset_spec("mnist")
+    message = str(info.value)
+    registered = ", ".join(list_datasets())
+    assert registered.startswith("cifar10, cifar100, digits, imagenette")
+    assert f"unknown dataset 'mnist'; registered datasets are: {registered}." in message
+    assert "robustarch/data/datasets/" in message
+
+
+def test_registry_holds_each_dataset_module_and_its_archives():
+    from robustarch.data import ARCHIVES, DATASETS, registered_datasets
+
+    assert list_datasets() == sorted(DATASETS) and DATASETS is registered_datasets()
+    for name, spec in DATASETS.items():
+        assert spec.name == name and spec.display_name and callable(spec.decode)
+        assert spec.decode.__module__ == f"robustarch.data.datasets.{name}"
+        for archive in (spec.archive, spec.corruption_archive):
+            assert archive is None or ARCHIVES[archive.name] == archive
+    assert dataset_spec("digits").archive is None  # bundled with scikit-learn
+    assert ARCHIVES["CIFAR-10-C.tar"] == dataset_spec("cifar10").corruption_archive
+
+
+def test_a_dataset_is_registered_once_and_checked(monkeypatch):
+    from robustarch.data import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry.registered_datasets()))
+    facts = dict(display_name="X", archive=None, train_samples=2, test_samples=2,
+                 image_size=32, num_classes=2, mean=(0.5,) * 3, std=(0.5,) * 3, crop=None,
+                 autoaugment=None, budgets={"linf": "8/255"}, job_mem_mb=1, job_cpus=1)
+    with pytest.raises(ValueError, match="'cifar10' is registered twice"):
+        registry.register_dataset("cifar10", **facts)(dict)
+    with pytest.raises(ValueError, match="unknown norms \\['l3'\\]"):
+        registry.register_dataset("new", **{**facts, "budgets": {"l3": 1.0}})(dict)
+    with pytest.raises(ValueError, match="lowercase letters"):
+        registry.register_dataset("New-C", **facts)(dict)
+    registry.register_dataset("new", **facts)(dict)
+    assert registry.dataset_spec("new").config_facts()["augment"] == {"crop": None,
+                                                                      "autoaugment": None}
+
+
+def _fake_cifar100(path: Path, sizes=(6, 4), label_max: int = 99, members=("train", "test")):
+    """CIFAR-100's python archive: cifar-100-python/{train,test,meta}, fine and coarse labels."""
+    rng = np.random.default_rng(1)
+    splits = {}
+    with tarfile.open(path, "w:gz") as tar:
+        for name, n in zip(["train", "test"], sizes, strict=True):
+            data = rng.integers(0, 256, size=(n, 3072), dtype=np.uint8)
+            fine = rng.integers(0, label_max + 1, size=n).tolist()
+            fine[0] = label_max
+            splits[name] = (data, fine)
+            if name in members:
+                batch = {b"data": data, b"fine_labels": fine, b"coarse_labels": [0] * n}
+                _add(tar, f"cifar-100-python/{name}", pickle.dumps(batch))
+        _add(tar, "cifar-100-python/meta", pickle.dumps({b"fine_label_names": []}))
+    return splits
+
+
+def test_cifar100_is_registered_with_its_facts():
+    from robustarch.data import ARCHIVES
+
+    spec = dataset_spec("cifar100")
+    assert spec.display_name == "CIFAR-100" and spec.num_classes == 100
+    assert (spec.train_samples, spec.test_samples, spec.image_size) == (50000, 10000, 32)
+    assert spec.archive.url == "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz"
+    assert spec.archive.md5 == "eb9058c3a382ffc7106e4002c42a8d85"  # torchvision's tgz_md5
+    cifar10 = dataset_spec("cifar10")
+    assert spec.budgets == cifar10.budgets  # CIFAR-10's protocol (our choice)
+    assert (spec.crop, spec.autoaugment) == (cifar10.crop, cifar10.autoaugment)
+    assert ARCHIVES[spec.archive.name] == spec.archive
+    assert ARCHIVES["CIFAR-100-C.tar"] == spec.corruption_archive
+
+
+def test_cifar100_archive_decodes_exact_pixels_and_fine_labels(tmp_path):
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    splits = _fake_cifar100(archive)
+    data = dataset_spec("cifar100").decode(archive, _md5(archive))
+    assert data["x_train"].shape == (6, 3, 32, 32) and data["x_train"].dtype == torch.uint8
+    assert data["x_test"].shape == (4, 3, 32, 32) and data["y_test"].dtype == torch.int64
+    assert np.array_equal(data["x_train"][2].numpy(), splits["train"][0][2].reshape(3, 32, 32))
+    assert data["y_train"].tolist() == splits["train"][1] and data["y_train"][0] == 99
+    assert data["y_test"].tolist() == splits["test"][1]
+
+
+def test_cifar100_wrong_md5_is_refused_before_anything_is_unpickled(tmp_path):
+    from robustarch.data.datasets.cifar100 import load_cifar100_archive
+
+    archive = tmp_path / "cifar-100-python.tar.gz"
+    marker = tmp_path / "unpickled"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("train", "test"):
+            _add(tar, f"cifar-100-python/{name}", pickle.dumps(_Marker(marker)))
+    with pytest.raises(ChecksumError) as info:
+        load_cifar100_archive(archive)  # the official md5
+    assert f"expected {dataset_spec('cifar100').archive.md5}" in str(info.value)
+    assert "delete it and run the workflow again to re-download it" in str(info.value)
+    assert not marker.exists()
+
+
+def test_corrupt_or_incomplete_cifar100_archives_are_refused_clearly(tmp_path):
+    from robustarch.data.datasets.cifar100 import load_cifar100_archive
+
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(b"\x1f\x8b not really gzip")
+    with pytest.raises(ValueError, match=r"not a readable CIFAR-100 archive.*delete it"):
+        load_cifar100_archive(garbage, md5=_md5(garbage))
+    whole = tmp_path / "whole.tar.gz"
+    _fake_cifar100(whole, sizes=(200, 4))
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(ValueError, match=r"not a readable CIFAR-100 archive"):
+        load_cifar100_archive(truncated, md5=_md5(truncated))
+    no_test = tmp_path / "no_test.tar.gz"
+    _fake_cifar100(no_test, members=("train",))
+    with pytest.raises(ValueError, match=r"not a CIFAR-100 python archive \(missing \['test'\]\)"):
+        load_cifar100_archive(no_test, md5=_md5(no_test))
+    bad_labels = tmp_path / "labels.tar.gz"
+    _fake_cifar100(bad_labels, label_max=100)
+    with pytest.raises(ValueError, match=r"cifar-100-python/train has labels outside 0\.\.99"):
+        load_cifar100_archive(bad_labels, md5=_md5(bad_labels))
+    unsafe = tmp_path / "unsafe.tar.gz"
+    with tarfile.open(unsafe, "w:gz") as tar:
+        _add(tar, "cifar-100-python/../../evil", b"x")
+    with pytest.raises(UnsafeArchiveError, match="absolute or '..' path"):
+        load_cifar100_archive(unsafe, md5=_md5(unsafe))

@@ -596,7 +596,9 @@ def test_hostile_archive_is_refused_and_nothing_is_written(tmp_path, monkeypatch
             _add_link(tar, evil, "../outside", tarfile.LNKTYPE)
     # The archive is "official" for this test: its checksum is the one the dataset expects.
     md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    monkeypatch.setitem(DATASETS, dataset, dataclasses.replace(DATASETS[dataset], md5=md5))
+    spec = DATASETS[dataset]
+    monkeypatch.setitem(DATASETS, dataset, dataclasses.replace(
+        spec, archive=dataclasses.replace(spec.archive, md5=md5)))
     monkeypatch.chdir(work)  # where a careless extraction would write relative members
     with pytest.raises(UnsafeArchiveError) as info:
         _run_here(_prepare_job(work, dataset, archive), monkeypatch)
@@ -620,7 +622,7 @@ def test_wrong_archive_put_in_place_is_refused_before_decoding(tmp_path, monkeyp
         _run_here(_prepare_job(work, "cifar10", archive), monkeypatch)
     message = str(info.value)
     actual = hashlib.md5(archive.read_bytes()).hexdigest()
-    assert f"{archive}: md5 is {actual}, expected {DATASETS['cifar10'].md5}" in message
+    assert f"{archive}: md5 is {actual}, expected {DATASETS['cifar10'].archive.md5}" in message
     assert "delete it and run the workflow again to re-download it" in message
     assert not marker.exists()  # refused before anything in it was unpickled
     assert _listing(work) == [archive.name, "data", "logs"]

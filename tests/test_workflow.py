@@ -144,6 +144,34 @@ def test_paper_config_plans_every_table_and_figure(tmp_path):
     assert counts["study_table"] == 4 and counts["figure3_l1_penalty"] == 1
 
 
+def test_cifar100_plans_table1_and_table4_from_its_module_alone(tmp_path):
+    """A dataset added as one module plans with nothing else configured than its name."""
+    work = _workdir(tmp_path)
+    config = {"run": {"datasets": ["cifar100"]}, "report": {"table1_dataset": "cifar100"}}
+    (work / "cifar100.yaml").write_text(yaml.safe_dump(config))
+    result = _run(["-n", "--cores", "1", "--configfile", "cifar100.yaml", "--",
+                   "results/table1.tex", "results/table4.tex"], work)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = _merged(yaml.safe_load((REPO / "config.yaml").read_text()), config)
+    counts = _job_counts(result.stdout)
+    models = _table1_models(config)
+    assert {d for d, _, _ in models} == {"cifar100"}
+    for rule, n in _expected(config, models).items():
+        assert counts[rule] == n, rule
+    corruptions = config["studies"]["corruptions"]
+    assert counts["prepare_corruption"] == len(corruptions["corruptions"])
+    assert counts["evaluate_corruptions"] == len(config["run"]["architectures"]) * len(
+        corruptions["methods"])
+    # its archive and its published CIFAR-100-C, decoded once each
+    assert counts["download_archive"] == 2 and counts["prepare_dataset"] == 1
+    assert counts["table1"] == 1 and counts["table4"] == 1
+    for path in ["data/downloads/cifar-100-python.tar.gz", "data/downloads/CIFAR-100-C.tar",
+                 "data/cifar100/train.pt", "data/cifar100-c/fog.pt",
+                 "results/cifar100/resnet/pgd_linf/eval/pgd_l1.parquet"]:
+        assert path in result.stdout, path
+    assert "results/cifar10/" not in result.stdout
+
+
 def test_planning_imports_no_torch(tmp_path):
     """`snakemake -n` reads architectures from models/catalog.json and datasets from
     robustarch.data.sources: importing torch would add seconds to every plan."""

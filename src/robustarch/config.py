@@ -17,7 +17,8 @@ from typing import Any
 import jsonschema
 import yaml
 
-from .errors import ConfigError
+from .data.registry import DatasetSpec, registered_datasets
+from .errors import ConfigError, unknown_dataset
 from .settings import (
     attack_settings,
     l1_method,
@@ -83,9 +84,14 @@ def validate_config(
     schema: Mapping[str, Any],
     *,
     known_architectures: Iterable[str] | None = None,
-    known_datasets: Iterable[str] | None = None,
+    known_datasets: Mapping[str, DatasetSpec] | None = None,
 ) -> dict[str, Any]:
     """Validate ``config`` against ``schema`` and its cross-references; return it with defaults.
+
+    The datasets' facts come from their modules (``known_datasets``, by default every
+    registered dataset): after validation ``datasets.<name>`` holds every registered dataset's
+    facts with the config's overrides merged over them, and ``attacks.<attack>.eps.<name>``
+    the dataset's budget for the attack's norm unless the config gives one.
 
     Raises :class:`ConfigError` listing every problem, each naming the key, the bad value and
     what is allowed.
@@ -97,10 +103,78 @@ def validate_config(
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(_describe(e) for e in errors))
     if config.get("analysis", {}).get("dataset", "") is None:  # default: Table 1's dataset
         config["analysis"]["dataset"] = config["report"]["table1_dataset"]
-    problems = _cross_reference_problems(config, known_architectures, known_datasets)
+    datasets = registered_datasets() if known_datasets is None else known_datasets
+    problems = _dataset_name_problems(config, sorted(datasets))
+    if not problems:
+        problems = _resolve_datasets(config, datasets, schema["properties"]["datasets"])
+    problems += _cross_reference_problems(config, known_architectures)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     return config
+
+
+def _dataset_name_problems(config: dict[str, Any], registered: list[str]) -> list[str]:
+    """Every dataset name the config uses that no dataset module registers."""
+    named: list[tuple[str, str]] = [("datasets", d) for d in config["datasets"]]
+    named += [("run.datasets", d) for d in config["run"]["datasets"]]
+    named.append(("report.table1_dataset", config["report"]["table1_dataset"]))
+    named += [(f"attacks.{a}.eps", d) for a, spec in config["attacks"].items()
+              for d in spec["eps"]]
+    for key, section in _dataset_sections(config):
+        if "dataset" in section:
+            named.append((f"{key}.dataset", section["dataset"]))
+        named += [(f"{key}.datasets", d) for d in section.get("datasets") or []]
+    return [f"config key '{key}': {unknown_dataset(name, registered)}"
+            for key, name in named if name not in registered]
+
+
+def _dataset_sections(config: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    sections = [(f"studies.{name}", study) for name, study in config["studies"].items()]
+    return [*sections, ("analysis", config["analysis"])]
+
+
+def _resolve_datasets(config: dict[str, Any], datasets: Mapping[str, DatasetSpec],
+                      schema: Mapping[str, Any]) -> list[str]:
+    """Merge the config's dataset overrides over the modules' facts and fill in the attack
+    budgets the config does not give; the problems of the merged entries."""
+    entry_schema = schema["additionalProperties"]
+    overrides = config["datasets"]
+    resolved: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in sorted(datasets):
+        facts = datasets[name].config_facts()
+        override = overrides.get(name, {})
+        entry = facts | override
+        entry["augment"] = facts["augment"] | override.get("augment", {})
+        for error in jsonschema.Draft7Validator(entry_schema).iter_errors(entry):
+            key = _key(["datasets", name, *error.absolute_path])
+            problems.append(f"config key '{key}' (robustarch/data/datasets/{name}.py unless "
+                            f"the config sets it): {error.message}")
+        resolved[name] = entry
+    config["datasets"] = resolved
+    for spec in config["attacks"].values():
+        budgets = {name: ds.budgets[spec["norm"]] for name, ds in sorted(datasets.items())
+                   if spec["norm"] in ds.budgets}
+        spec["eps"] = budgets | spec["eps"]
+    # Every dataset a model is trained on is evaluated under the run's attacks.
+    used = set(config["run"]["datasets"])
+    for _, section in _dataset_sections(config):
+        used.update([section["dataset"]] if "dataset" in section else [])
+        used.update(section.get("datasets") or [])
+    for name in sorted(_used_attacks(config)):
+        spec = config["attacks"][name]
+        problems += [
+            f"config key 'attacks.{name}.eps': no budget for dataset '{dataset}'; add "
+            f"'attacks.{name}.eps.{dataset}' (its module gives no {spec['norm']} budget)"
+            for dataset in sorted(used) if dataset not in spec["eps"]
+        ]
+    return problems
+
+
+def _used_attacks(config: dict[str, Any]) -> set[str]:
+    """The configured attacks the run evaluates."""
+    used = set(config["run"]["worst_case"]).union(*config["run"]["attacks"].values())
+    return used & set(config["attacks"])
 
 
 def _unknown(kind: str, key: str, names: Iterable[str], valid: Iterable[str]) -> list[str]:
@@ -116,41 +190,23 @@ def _unknown(kind: str, key: str, names: Iterable[str], valid: Iterable[str]) ->
 def _cross_reference_problems(
     config: dict[str, Any],
     known_architectures: Iterable[str] | None,
-    known_datasets: Iterable[str] | None,
 ) -> list[str]:
     run = config["run"]
     problems: list[str] = []
     if known_architectures is not None:
         problems += _unknown("architecture", "run.architectures", run["architectures"],
                              sorted(known_architectures))
-    configured = sorted(config["datasets"])
-    valid_datasets = sorted(known_datasets) if known_datasets is not None else configured
-    problems += _unknown("dataset", "run.datasets", run["datasets"], valid_datasets)
-    problems += [
-        f"config key 'run.datasets': dataset '{d}' has no settings under 'datasets' "
-        f"(image_size, num_classes, mean, std)"
-        for d in run["datasets"]
-        if d in valid_datasets and d not in config["datasets"]
-    ]
     attack_names = sorted(config["attacks"])
-    used: set[str] = set(run["worst_case"])
     for method, attacks in run["attacks"].items():
         problems += _unknown("attack", f"run.attacks.{method}", attacks, attack_names)
-        used.update(attacks)
     problems += _unknown("attack", "run.worst_case", run["worst_case"], attack_names)
-    for name in sorted(used & set(attack_names)):
+    for name in sorted(_used_attacks(config)):
         spec = config["attacks"][name]
-        for dataset in run["datasets"]:
-            if dataset not in spec["eps"]:
-                problems.append(
-                    f"config key 'attacks.{name}.eps': no budget for dataset '{dataset}'; "
-                    f"add 'attacks.{name}.eps.{dataset}'"
-                )
         if spec["kind"] == "autoattack" and spec["version"] == "custom" and not spec.get(
             "components"
         ):
             problems.append(f"config key 'attacks.{name}.components': required for version custom")
-    problems += _study_problems(config, known_architectures, valid_datasets)
+    problems += _study_problems(config, known_architectures)
     table_dataset = config["report"]["table1_dataset"]
     if table_dataset not in run["datasets"]:
         problems.append(
@@ -167,29 +223,18 @@ def _cross_reference_problems(
     return problems
 
 
-def _study_problems(config: dict[str, Any], known_architectures: Iterable[str] | None,
-                    valid_datasets: list[str]) -> list[str]:
-    """Cross-references of the studies and analysis sections: names, datasets, twins."""
+def _study_problems(config: dict[str, Any], known_architectures: Iterable[str] | None
+                    ) -> list[str]:
+    """Cross-references of the studies and analysis sections: architectures and twins (their
+    datasets are checked with every other dataset name)."""
     problems: list[str] = []
     known = sorted(known_architectures) if known_architectures is not None else None
-    configured = set(config["datasets"])
-
-    def check_dataset(key: str, dataset: str) -> None:
-        if dataset not in valid_datasets or dataset not in configured:
-            problems.append(f"config key '{key}': dataset '{dataset}' is not configured; "
-                            f"configured datasets: {', '.join(sorted(configured))}")
 
     def check_archs(key: str, names: Iterable[str] | None) -> None:
         if names is not None and known is not None:
             problems.extend(_unknown("architecture", key, names, known))
 
-    sections = [(f"studies.{name}", study) for name, study in config["studies"].items()]
-    sections.append(("analysis", config["analysis"]))
-    for key, section in sections:
-        if "dataset" in section:
-            check_dataset(f"{key}.dataset", section["dataset"])
-        for dataset in section.get("datasets") or []:
-            check_dataset(f"{key}.datasets", dataset)
+    for key, section in _dataset_sections(config):
         check_archs(f"{key}.architectures", section.get("architectures"))
     if "l1_penalty" in config["studies"]:
         check_archs("studies.l1_penalty.architecture",

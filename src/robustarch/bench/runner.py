@@ -120,7 +120,7 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
     from robustarch.bench.precision import bf16_check
     from robustarch.bench.training import compare_training
     from robustarch.config import attack_settings
-    from robustarch.data.digits import load_digits_tensors
+    from robustarch.data.datasets.digits import load_digits_tensors
     from robustarch.evaluate import prepare_for_evaluation
     from robustarch.models import create_model
 

@@ -1,8 +1,9 @@
-"""Common corruptions (Hendrycks & Dietterich 2019): CIFAR-10-C, and generated "-C" test sets.
+"""Common corruptions (Hendrycks & Dietterich 2019): published "-C" sets, and generated ones.
 
-CIFAR-10-C is the published archive (decoded after its md5 check). Datasets without a
-published corrupted set (ImageNette-C, digits-C) are generated from their prepared test split
-with ``imagecorruptions-imaug``, deterministically: image ``i`` under (corruption, severity) is
+A dataset whose module names a published corrupted test set (CIFAR-10-C, CIFAR-100-C: its
+``corruption_archive``) has it decoded from that archive after its md5 check. The others
+(ImageNette-C, digits-C) are generated from their prepared test split with
+``imagecorruptions-imaug``, deterministically: image ``i`` under (corruption, severity) is
 corrupted with NumPy's global RNG seeded from ``(seed, corruption, severity, i)``, so the result
 does not depend on batching, order or what ran before.
 
@@ -14,9 +15,9 @@ atomically: a dictionary of
 * ``severities``: int64 ``(S,)``, the severity of each leading index of ``x``,
 * ``corruption``: the corruption's name.
 
-A CIFAR-10-C file holds the whole published set (N = 10000); a generated file holds the
-first ``num_samples`` test images when that is given (the evaluation's ``num_samples``), else
-the whole test split.
+A file decoded from a published set holds the whole set (N = 10000 for CIFAR-10-C); a
+generated file holds the first ``num_samples`` test images when that is given (the
+evaluation's ``num_samples``), else the whole test split.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ import torch
 from ..atomic import save_torch
 from ..errors import describe_error
 from .download import check_members, verify_md5
-from .sources import CIFAR10C, CORRUPTIONS, PUBLISHED, SEVERITIES
+from .registry import dataset_spec
+from .sources import CORRUPTIONS, SEVERITIES
 
 MIN_SIZE = 32  # imagecorruptions refuses smaller images
 
@@ -124,10 +126,12 @@ def _read_npy(tar: tarfile.TarFile, member: tarfile.TarInfo) -> np.ndarray:
         return np.load(io.BytesIO(fh.read()), allow_pickle=False)
 
 
-def load_cifar10c_archive(archive: str | Path, corruption: str,
-                          severities: Sequence[int] = SEVERITIES, md5: str = CIFAR10C.md5
-                          ) -> dict[str, Any]:
-    """One corruption of CIFAR-10-C from its archive (md5 checked before anything is read)."""
+def load_corruption_archive(archive: str | Path, corruption: str,
+                            severities: Sequence[int] = SEVERITIES, *, md5: str,
+                            title: str = "CIFAR-10-C") -> dict[str, Any]:
+    """One corruption of a published set in Hendrycks & Dietterich's layout (CIFAR-10-C,
+    CIFAR-100-C: ``{corruption}.npy`` of the test images at severity 1, then 2, ..., 5, and
+    ``labels.npy``), md5 checked before anything is read."""
     _check_name(corruption)
     severities = _check_severities(severities)
     verify_md5(archive, md5)
@@ -136,14 +140,14 @@ def load_cifar10c_archive(archive: str | Path, corruption: str,
         wanted = [f"{corruption}.npy", "labels.npy"]
         missing = [name for name in wanted if name not in members]
         if missing:
-            raise ValueError(f"{archive}: not a CIFAR-10-C archive (missing {missing})")
+            raise ValueError(f"{archive}: not a {title} archive (missing {missing})")
         images = _read_npy(tar, members[wanted[0]])
         labels = _read_npy(tar, members[wanted[1]])
     total = len(SEVERITIES)
     if (images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3
             or len(images) % total or labels.shape != (len(images),)):
         raise ValueError(f"{archive}: {corruption}.npy {images.dtype} {images.shape} and "
-                         f"labels.npy {labels.shape} are not the CIFAR-10-C layout")
+                         f"labels.npy {labels.shape} are not the {title} layout")
     n = len(images) // total
     images = images.reshape(total, n, *images.shape[1:])
     labels = labels.astype(np.int64).reshape(total, n)
@@ -181,14 +185,17 @@ def prepare_corruption(dataset: str, corruption: str, output: str | Path, *,
                        archive: str | Path | None = None, md5: str | None = None,
                        test: tuple[torch.Tensor, torch.Tensor] | None = None,
                        num_samples: int | None = None) -> dict[str, Any]:
-    """Write ``{dataset}-c/{corruption}.pt``: decoded from the published archive for
-    datasets in :data:`PUBLISHED`, else generated from the ``test`` split (its first
-    ``num_samples`` images when given)."""
-    if dataset in PUBLISHED:
+    """Write ``{dataset}-c/{corruption}.pt``: decoded from the published archive for a
+    dataset whose module names one (``md5`` defaults to its checksum), else generated from the
+    ``test`` split (its first ``num_samples`` images when given)."""
+    spec = dataset_spec(dataset)
+    published = spec.corruption_archive
+    if published is not None:
         if archive is None:
-            raise ValueError(f"{dataset}: corruptions come from {PUBLISHED[dataset]}; pass it")
-        data = load_cifar10c_archive(archive, corruption, severities,
-                                     md5=CIFAR10C.md5 if md5 is None else md5)
+            raise ValueError(f"{dataset}: corruptions come from {published.name}; pass it")
+        data = load_corruption_archive(archive, corruption, severities,
+                                       md5=published.md5 if md5 is None else md5,
+                                       title=f"{spec.display_name}-C")
     else:
         if test is None:
             raise ValueError(f"{dataset}: generated corruptions need the test split")

@@ -1,4 +1,4 @@
-"""The datasets' decoders and the split files: download, decode once, save, load.
+"""Decoding a registered dataset and the split files: download, decode once, save, load.
 
 Each dataset is prepared into ``{data_dir}/{name}/train.pt`` and ``test.pt``: dictionaries of
 a uint8 image tensor ``x`` (N, 3, H, W) and int64 labels ``y``. Training keeps a whole split
@@ -7,70 +7,34 @@ on its device (see :mod:`robustarch.data.loader`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..atomic import save_torch
 from ..errors import describe_error
-from . import cifar10, imagenette
-from .digits import load_digits_tensors
 from .download import download
-from .sources import DATASET_ARCHIVES
+from .registry import DatasetSpec, UnknownDatasetError, dataset_spec, registered_datasets
 
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    name: str
-    url: str | None  # None: bundled, nothing to download
-    archive: str | None
-    md5: str | None
-    decode: Callable[..., dict[str, torch.Tensor]]
-
-
-_DECODERS: dict[str, Callable[..., dict[str, torch.Tensor]]] = {
-    "cifar10": cifar10.load_cifar10_archive,
-    "imagenette": imagenette.load_imagenette_archive,
-    "digits": lambda: load_digits_tensors(),
-}
-DATASETS: dict[str, DatasetSpec] = {
-    name: DatasetSpec(name, source and source.url, source and source.name, source and source.md5,
-                      _DECODERS[name])
-    for name, source in DATASET_ARCHIVES.items()
-}
-
-
-class UnknownDatasetError(KeyError):
-    def __str__(self) -> str:
-        return str(self.args[0])
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UnknownDatasetError(
-            f"unknown dataset {name!r}; valid datasets: {', '.join(sorted(DATASETS))}"
-        ) from None
+# The registry (name -> DatasetSpec), under the name this module always exported.
+DATASETS = registered_datasets()
 
 
 def download_archive(name: str, dest: str | Path) -> Path:
-    spec = dataset_spec(name)
-    if spec.url is None:
+    archive = dataset_spec(name).archive
+    if archive is None:
         raise ValueError(f"dataset {name!r} is bundled and has nothing to download")
-    return download(spec.url, dest, spec.md5)
+    return download(archive.url, dest, archive.md5)
 
 
 def decode_dataset(name: str, archive: str | Path | None = None) -> dict[str, torch.Tensor]:
     """``{"x_train", "y_train", "x_test", "y_test"}`` for dataset ``name``."""
     spec = dataset_spec(name)
-    if spec.url is None:
+    if spec.archive is None:
         return spec.decode()
     if archive is None:
-        raise ValueError(f"dataset {name!r} needs its archive {spec.archive}")
-    return spec.decode(archive, spec.md5)
+        raise ValueError(f"dataset {name!r} needs its archive {spec.archive.name}")
+    return spec.decode(archive, spec.archive.md5)
 
 
 def save_split(path: str | Path, x: torch.Tensor, y: torch.Tensor) -> None:

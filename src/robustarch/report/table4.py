@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.registry import UnknownDatasetError, dataset_spec
 from .names import display_name, paper_order
 
-# Table 4's datasets as the paper names them, and the paper's column name stems.
-DATASET_NAMES = {"cifar10": "CIFAR-10", "imagenette": "ImageNette", "digits": "Digits"}
+# The paper's column name stems.
 TABLE4_COLUMNS = {"vanilla_acc": "Vanilla", "vanilla_c_acc": "Vanilla-C",
                   "at_clean_acc": "AT Clean", "at_c_acc": "AT-C"}
 
@@ -101,5 +101,13 @@ def table4_display(frame: pd.DataFrame) -> pd.DataFrame:
         for stem, header in TABLE4_COLUMNS.items():
             if column.endswith(f"_{stem}") and not column.startswith("paper_"):
                 dataset = column[: -len(stem) - 1]
-                names[column] = f"{DATASET_NAMES.get(dataset, dataset)} {header}"
+                names[column] = f"{_dataset_title(dataset)} {header}"
     return frame.rename(columns=names)
+
+
+def _dataset_title(dataset: str) -> str:
+    """The dataset's display name (its module's), or the raw name of an unregistered one."""
+    try:
+        return dataset_spec(dataset).display_name
+    except UnknownDatasetError:
+        return dataset

@@ -1,4 +1,5 @@
-"""ImageNette (imagenette2-320), decoded once into uint8 tensors.
+"""ImageNette (imagenette2-320, fast.ai): ten easy ImageNet classes, the paper's second
+dataset, decoded once into uint8 tensors.
 
 Stored sizes: training images are resized so the short side is 256 and centre-cropped to
 256×256, from which training draws random-resized 224 crops on the device; test images are
@@ -11,20 +12,24 @@ from __future__ import annotations
 import io
 import tarfile
 from pathlib import Path, PurePosixPath
+from typing import Any
 
-import numpy as np
-import torch
+from ..download import check_members, verify_md5
+from ..registry import ArchiveSpec, register_dataset
 
-from .download import check_members, verify_md5
-from .sources import IMAGENETTE
-
+ARCHIVE = ArchiveSpec("imagenette2-320.tgz",
+                      "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-320.tgz",
+                      "3df6f0d01a2c9592104656642f5e78a3")
+NUM_CLASSES = 10
 TRAIN_SIZE = 256
 TEST_RESIZE, TEST_CROP = 256, 224
 EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
-def _decode(data: bytes, resize: int, crop: int) -> torch.Tensor:
+def _decode(data: bytes, resize: int, crop: int) -> Any:
     # Imported here: torchvision costs every job a second, and only this one-off decode needs it.
+    import numpy as np
+    import torch
     import torchvision.transforms.v2.functional as TF
     from PIL import Image
 
@@ -35,10 +40,21 @@ def _decode(data: bytes, resize: int, crop: int) -> torch.Tensor:
     return TF.center_crop(image, [crop, crop])
 
 
-def load_imagenette_archive(archive: str | Path, md5: str = IMAGENETTE.md5) -> dict[str, torch.Tensor]:
+@register_dataset(
+    "imagenette", display_name="ImageNette", archive=ARCHIVE, train_samples=9469,
+    test_samples=3925, image_size=TEST_CROP, num_classes=NUM_CLASSES,
+    mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),  # ImageNet statistics
+    crop="resized_crop_flip", autoaugment="imagenet",
+    budgets={"linf": "8/255", "l2": 8.0, "l1": 1600},  # the paper's
+    # No published ImageNette-C: its corruptions are generated from the test split.
+    corruption_archive=None, job_mem_mb=24000, job_cpus=8,
+)
+def load_imagenette_archive(archive: str | Path, md5: str = ARCHIVE.md5) -> dict[str, Any]:
     """Decode ``imagenette2-320.tgz`` (``<root>/{train,val}/<wnid>/<image>``)."""
+    import torch
+
     verify_md5(archive, md5)
-    images: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
+    images: dict[str, list[Any]] = {"train": [], "val": []}
     wnids: dict[str, list[str]] = {"train": [], "val": []}
     with tarfile.open(archive, "r:gz") as tar:
         # Members come in archive order, so each read only seeks forward in the gzip stream.
@@ -57,11 +73,12 @@ def load_imagenette_archive(archive: str | Path, md5: str = IMAGENETTE.md5) -> d
                 images[split].append(_decode(data, TEST_RESIZE, TEST_CROP))
             wnids[split].append(wnid)
     classes = sorted(set(wnids["train"]))
-    if len(classes) != 10 or set(wnids["val"]) != set(classes):
-        raise ValueError(f"{archive}: expected 10 classes in train and val, found {classes}")
+    if len(classes) != NUM_CLASSES or set(wnids["val"]) != set(classes):
+        raise ValueError(f"{archive}: expected {NUM_CLASSES} classes in train and val, "
+                         f"found {classes}")
     index = {wnid: i for i, wnid in enumerate(classes)}
 
-    def stack(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def stack(split: str) -> tuple[Any, Any]:
         return (torch.stack(images[split]),
                 torch.tensor([index[w] for w in wnids[split]], dtype=torch.int64))
 
