@@ -1,8 +1,9 @@
-# Table 4: accuracy under common corruptions (CIFAR-10-C; ImageNette-C and digits-C generated).
+# Table 4: accuracy under common corruptions (CIFAR-10-C and CIFAR-100-C downloaded;
+# ImageNette-C and digits-C generated).
 #
-# {DATA}/{dataset}-c/{corruption}.pt holds the configured severities of one corruption. For
-# cifar10 it is decoded from the published CIFAR-10-C archive (all 10000 test images); for the
-# other datasets it is generated from the prepared test split, from its first
+# {DATA}/{dataset}-c/{corruption}.pt holds the configured severities of one corruption. For a
+# dataset whose module names a published "-C" archive it is decoded from it (all test
+# images); for the other datasets it is generated from the prepared test split, from its first
 # evaluation.num_samples images when that is set (the path does not say so: changing
 # num_samples changes the rule's params, which makes Snakemake regenerate the file).
 

@@ -2,24 +2,25 @@
 # rules in separate files).
 
 from robustarch.data.registry import dataset_spec
-from robustarch.data.sources import CORRUPTIONS, SEVERITIES
+from robustarch.data.sources import CORRUPTIONS
 
-# studies.corruptions resolved (null datasets/architectures: those of run). Without the
-# section no model is in Table 4, nothing here is requested, and the rules keep defaults.
+# studies.corruptions resolved (null datasets/architectures: those of run; the schema fills
+# in the rest). Without the section no model is in Table 4 and none of its rules runs.
 CORRUPTION_SECTION = config["studies"].get("corruptions")
 CORRUPTION_STUDY = {
     "datasets": [],
     "architectures": [],
     "methods": [],
-    "corruptions": list(CORRUPTIONS),
-    "severities": list(SEVERITIES),
-    "seed": 0,
-} | {k: v for k, v in (CORRUPTION_SECTION or {}).items() if v is not None}
+    "corruptions": [],
+    "severities": [],
+    "seed": None,
+}
 if CORRUPTION_SECTION is not None:
-    CORRUPTION_STUDY["datasets"] = CORRUPTION_SECTION["datasets"] or RUN["datasets"]
-    CORRUPTION_STUDY["architectures"] = (
-        CORRUPTION_SECTION["architectures"] or RUN["architectures"]
-    )
+    CORRUPTION_STUDY = {
+        **CORRUPTION_SECTION,
+        "datasets": CORRUPTION_SECTION["datasets"] or RUN["datasets"],
+        "architectures": CORRUPTION_SECTION["architectures"] or RUN["architectures"],
+    }
 
 
 def corruption_models():

@@ -116,7 +116,20 @@ class PreActBottleneck(nn.Module):
         return out + shortcut
 
 
-class ResNetBody(nn.Module):
+class PooledCNN(nn.Module):
+    """``stem`` → ``stages`` → global average pool → ``fc``: the forward pass shared by the
+    CIFAR ResNet family; subclasses build the three and call :meth:`_add_head` last."""
+
+    def _add_head(self, channels: int, num_classes: int) -> None:
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+class ResNetBody(PooledCNN):
     """Stem, four (or however many) stages of bottlenecks, global pool, linear classifier.
 
     ``mixers`` gives, per stage, an optional replacement for the 3x3 conv (BoTNet). Pre-
@@ -148,9 +161,4 @@ class ResNetBody(nn.Module):
                 c_in = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        self._add_head(c_in, num_classes)

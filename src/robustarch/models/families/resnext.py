@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._cnn_blocks import cifar_stem, conv_bn
+from ._cnn_blocks import PooledCNN, cifar_stem, conv_bn
 
 
 class ResNeXtBlock(nn.Module):
@@ -32,7 +32,7 @@ class ResNeXtBlock(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
-class ResNeXt(nn.Module):
+class ResNeXt(PooledCNN):
     def __init__(
         self,
         depths: list[int],
@@ -55,12 +55,7 @@ class ResNeXt(nn.Module):
             stages.append(nn.Sequential(*blocks))
             width *= 2  # bottleneck width doubles with every stage, as in the paper
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        self._add_head(c_in, num_classes)
 
 
 def build_resnext(num_classes: int, image_size: int, depths: list[int], cardinality: int,
