@@ -41,11 +41,12 @@ def tiny_settings_dict(**overrides) -> dict:
     """:func:`tiny_settings` as plain values (what the fault-injection driver reads as JSON)."""
     settings = dict(
         epochs=2, batch_size=64, lr=3e-3, weight_decay=0.01, betas=[0.9, 0.999],
-        warmup_epochs=1, min_lr=1e-4, selection="last", seed=0,
+        warmup_epochs=1, min_lr=1e-4, schedule="per_epoch", selection="last", seed=0,
         adversary=dict(eps=8 / 255, steps=2, step_size=4 / 255, random_start=True),
         bf16=False, channels_last=False, compile=False, fold_batchnorm=True, method="vanilla",
         arch="resnet", dataset="digits", scale="tiny", image_size=32, num_classes=10,
-        mean=[0.3054] * 3, std=[0.3237] * 3, augment=dict(crop="crop_flip", autoaugment=None),
+        mean=[0.3054] * 3, std=[0.3237] * 3, augment=dict(crop="crop_flip", autoaugment=None,
+                                                       autoaugment_impl="authors"),
         trades_beta=None,
     )
     settings.update(overrides)

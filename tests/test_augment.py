@@ -1,8 +1,12 @@
 """Batched on-device augmentations: shapes/dtypes, per-sample randomness, reproducibility, and
-agreement with torchvision (RandomCrop+flip, RandomResizedCrop, v2 AutoAugment ops and policies)."""
+agreement with their references: torchvision (RandomCrop+flip, RandomResizedCrop, v2
+AutoAugment) and, for the authors' AutoAugment, PIL driven as the authors' code drives it (the
+reference is written here, op by op, from their code's semantics)."""
 
+import functools
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -10,10 +14,12 @@ import torchvision.transforms.v2 as T
 import torchvision.transforms.v2.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from PIL import Image, ImageEnhance, ImageOps
 
 from robustarch.data.augment import (
     _POLICIES,
     _SIGNED_OPS,
+    IMPLEMENTATIONS,
     _apply_op,
     _magnitude,
     _sample_autoaugment_params,
@@ -231,7 +237,22 @@ def test_resized_crop_reproducible_with_seed():
     assert not torch.equal(a, random_resized_crop_flip(x, size=32, generator=gen(12)))
 
 
-# --------------------------------------------------------------------------- AutoAugment
+def test_resized_crop_without_flip_never_flips():
+    """``flip=False`` (the authors' ImageNette crop): the crop of the box, never mirrored."""
+    x = natural_images(16, 32, 32, seed=21)
+    boxes = _sample_resized_crop_boxes(16, 32, 32, (0.3, 1.0), (3 / 4, 4 / 3), generator=gen(22))
+    out = random_resized_crop_flip(x, size=48, scale=(0.3, 1.0), flip=False, generator=gen(22))
+    flipped = random_resized_crop_flip(x, size=48, scale=(0.3, 1.0), generator=gen(22))
+    assert not torch.equal(out, flipped)  # the flip run mirrors about half of them
+    for b, (top, left, bh, bw) in enumerate(boxes.tolist()):
+        ref = TF.resized_crop(x[b], top, left, bh, bw, [48, 48],
+                              interpolation=T.InterpolationMode.BILINEAR, antialias=False)
+        my, mx = math.ceil(48 / bh / 2) + 1, math.ceil(48 / bw / 2) + 1
+        d = (out[b].int() - ref.int())[:, my:48 - my, mx:48 - mx].abs().max()
+        assert d <= 1, (b, d)
+
+
+# ---------------------------------------------------------------- AutoAugment: torchvision
 
 
 def tv_autoaugment(policy: str) -> T.AutoAugment:
@@ -252,17 +273,20 @@ def tv_magnitude(aa: T.AutoAugment, op: str, bin_: int | None, h: int, w: int) -
     return float(mags[bin_])  # for Solarize a fraction of the dtype's max, scaled in tv_apply
 
 
+TV = "torchvision"
+
+
 @pytest.mark.parametrize("policy", POLICY_NAMES)
 def test_policy_tables_and_magnitudes_match_torchvision(policy):
     aa = tv_autoaugment(policy)
-    assert [tuple(sp) for sp in aa._policies] == [tuple(sp) for sp in _POLICIES[policy]]
-    assert len(_POLICIES[policy]) == 25
-    for sp in _POLICIES[policy]:
+    assert [tuple(sp) for sp in aa._policies] == [tuple(sp) for sp in _POLICIES[TV][policy]]
+    assert len(_POLICIES[TV][policy]) == 25
+    for sp in _POLICIES[TV][policy]:
         for op, _, bin_ in sp:
             tv_mag = tv_magnitude(aa, op, bin_, 32, 40)
             expected = 255.0 * tv_mag if op == "Solarize" else tv_mag  # uint8 threshold
-            assert _magnitude(op, bin_, 32, 40) == expected, op
-            assert (op in _SIGNED_OPS) == aa._AUGMENTATION_SPACE[op][1], op
+            assert _magnitude(TV, op, bin_, 32, 40) == expected, op
+            assert (op in _SIGNED_OPS[TV]) == aa._AUGMENTATION_SPACE[op][1], op
 
 
 @pytest.mark.parametrize("policy", POLICY_NAMES)
@@ -272,15 +296,15 @@ def test_each_batched_op_equals_torchvision_per_image(policy):
     aa = tv_autoaugment(policy)
     x = torch.cat([natural_images(5, 24, 28, seed=13), images(1, h=24, w=28)])
     seen = set()
-    for sp in _POLICIES[policy]:
+    for sp in _POLICIES[TV][policy]:
         for op, _, bin_ in sp:
-            mag, tv_mag = _magnitude(op, bin_, 24, 28), tv_magnitude(aa, op, bin_, 24, 28)
-            for sign in ((1, -1) if op in _SIGNED_OPS else (1,)):
+            mag, tv_mag = _magnitude(TV, op, bin_, 24, 28), tv_magnitude(aa, op, bin_, 24, 28)
+            for sign in ((1, -1) if op in _SIGNED_OPS[TV] else (1,)):
                 m = sign * mag
                 if (op, m) in seen:
                     continue
                 seen.add((op, m))
-                out = _apply_op(x, op, m)
+                out = _apply_op(x, op, m, TV)
                 ref = torch.stack([tv_apply(aa, img, op, sign * tv_mag) for img in x])
                 assert out.dtype == torch.uint8
                 assert torch.equal(out, ref), (op, m)
@@ -295,8 +319,8 @@ def test_autoaugment_equals_torchvision_replay_of_its_decisions(policy):
     image with torchvision's own policy table, magnitudes and ops; the batch must match exactly."""
     h, w = 32, 40
     x = natural_images(96, h, w, seed=14)
-    out = autoaugment(x, policy=policy, generator=gen(15))
-    sub, applied, negated = _sample_autoaugment_params(96, policy, generator=gen(15))
+    out = autoaugment(x, policy=policy, impl=TV, generator=gen(15))
+    sub, applied, negated = _sample_autoaugment_params(96, policy, TV, generator=gen(15))
     aa = tv_autoaugment(policy)
     n_applied = 0
     for b in range(len(x)):
@@ -312,43 +336,252 @@ def test_autoaugment_equals_torchvision_replay_of_its_decisions(policy):
     assert n_applied > 60
 
 
-@pytest.mark.parametrize("policy", POLICY_NAMES)
-def test_decisions_are_per_sample_with_policy_probabilities(policy):
+# ---------------------------------------------------------------- AutoAugment: authors'
+
+# The authors' tables (DIG-Beihang/RobustART, cifar10/code/aug/autoaugment.py), transcribed in
+# their own layout: SubPolicy(p1, op1, magnitude_idx1, p2, op2, magnitude_idx2).
+AUTHORS_CIFAR10 = """
+0.1 invert 7 0.2 contrast 6 | 0.7 rotate 2 0.3 translateX 9 | 0.8 sharpness 1 0.9 sharpness 3
+0.5 shearY 8 0.7 translateY 9 | 0.5 autocontrast 8 0.9 equalize 2 | 0.2 shearY 7 0.3 posterize 7
+0.4 color 3 0.6 brightness 7 | 0.3 sharpness 9 0.7 brightness 9 | 0.6 equalize 5 0.5 equalize 1
+0.6 contrast 7 0.6 sharpness 5 | 0.7 color 7 0.5 translateX 8 | 0.3 equalize 7 0.4 autocontrast 8
+0.4 translateY 3 0.2 sharpness 6 | 0.9 brightness 6 0.2 color 8 | 0.5 solarize 2 0.0 invert 3
+0.2 equalize 0 0.6 autocontrast 0 | 0.2 equalize 8 0.8 equalize 4 | 0.9 color 9 0.6 equalize 6
+0.8 autocontrast 4 0.2 solarize 8 | 0.1 brightness 3 0.7 color 0 | 0.4 solarize 5 0.9 autocontrast 3
+0.9 translateY 9 0.7 translateY 9 | 0.9 autocontrast 2 0.8 solarize 3 | 0.8 equalize 8 0.1 invert 3
+0.7 translateY 9 0.9 autocontrast 1
+"""
+AUTHORS_IMAGENET = """
+0.4 posterize 8 0.6 rotate 9 | 0.6 solarize 5 0.6 autocontrast 5 | 0.8 equalize 8 0.6 equalize 3
+0.6 posterize 7 0.6 posterize 6 | 0.4 equalize 7 0.2 solarize 4 | 0.4 equalize 4 0.8 rotate 8
+0.6 solarize 3 0.6 equalize 7 | 0.8 posterize 5 1.0 equalize 2 | 0.2 rotate 3 0.6 solarize 8
+0.6 equalize 8 0.4 posterize 6 | 0.8 rotate 8 0.4 color 0 | 0.4 rotate 9 0.6 equalize 2
+0.0 equalize 7 0.8 equalize 8 | 0.6 invert 4 1.0 equalize 8 | 0.6 color 4 1.0 contrast 8
+0.8 rotate 8 1.0 color 2 | 0.8 color 8 0.8 solarize 7 | 0.4 sharpness 7 0.6 invert 8
+0.6 shearX 5 1.0 equalize 9 | 0.4 color 0 0.6 equalize 3 | 0.4 equalize 7 0.2 solarize 4
+0.6 solarize 5 0.6 autocontrast 5 | 0.6 invert 4 1.0 equalize 8 | 0.6 color 4 1.0 contrast 8
+0.8 equalize 8 0.6 equalize 3
+"""
+THEIR_NAMES = {"shearX": "ShearX", "shearY": "ShearY", "translateX": "TranslateX",
+               "translateY": "TranslateY", "rotate": "Rotate", "color": "Color",
+               "posterize": "Posterize", "solarize": "Solarize", "contrast": "Contrast",
+               "sharpness": "Sharpness", "brightness": "Brightness",
+               "autocontrast": "AutoContrast", "equalize": "Equalize", "invert": "Invert"}
+AUTHORS = "authors"
+AUTHORS_SIGNED = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Color", "Contrast",
+                  "Sharpness", "Brightness"}  # random.choice([-1, 1]); rotate has no sign
+
+
+def their_table(text: str) -> list[tuple]:
+    rows = []
+    for entry in " | ".join(text.strip().splitlines()).split(" | "):
+        p1, op1, m1, p2, op2, m2 = entry.split()
+        rows.append(((THEIR_NAMES[op1], float(p1), int(m1)),
+                     (THEIR_NAMES[op2], float(p2), int(m2))))
+    return rows
+
+
+def their_magnitude(op: str, bin_: int) -> float:
+    """SubPolicy's ``ranges[op][bin]`` (translation still a fraction of the image side)."""
+    ranges = {"ShearX": np.linspace(0, 0.3, 10), "ShearY": np.linspace(0, 0.3, 10),
+              "TranslateX": np.linspace(0, 150 / 331, 10),
+              "TranslateY": np.linspace(0, 150 / 331, 10), "Rotate": np.linspace(0, 30, 10),
+              "Color": np.linspace(0.0, 0.9, 10), "Contrast": np.linspace(0.0, 0.9, 10),
+              "Sharpness": np.linspace(0.0, 0.9, 10), "Brightness": np.linspace(0.0, 0.9, 10),
+              "Posterize": np.round(np.linspace(8, 4, 10), 0).astype(int),
+              "Solarize": np.linspace(256, 0, 10)}
+    return float(ranges[op][bin_]) if op in ranges else 0.0
+
+
+GRAY = (128, 128, 128)
+
+
+def pil_reference(img: Image.Image, op: str, magnitude: float, sign: int) -> Image.Image:
+    """One op as the authors' SubPolicy applies it to a PIL RGB image, written from their code's
+    semantics: ``magnitude`` is ``ranges[op][bin]``, ``sign`` what random.choice([-1, 1]) drew."""
+    m = magnitude * sign
+    affine = {"ShearX": (1, m, 0, 0, 1, 0), "ShearY": (1, 0, 0, m, 1, 0),
+              "TranslateX": (1, 0, m * img.size[0], 0, 1, 0),
+              "TranslateY": (1, 0, 0, 0, 1, m * img.size[1])}
+    if op in ("ShearX", "ShearY"):
+        return img.transform(img.size, Image.AFFINE, affine[op], Image.BICUBIC, fillcolor=GRAY)
+    if op in ("TranslateX", "TranslateY"):
+        return img.transform(img.size, Image.AFFINE, affine[op], fillcolor=GRAY)
+    if op == "Rotate":  # rotate RGBA (nearest), then gray where the rotation left alpha 0
+        rotated = img.convert("RGBA").rotate(magnitude)
+        gray = Image.new("RGBA", rotated.size, (128, 128, 128, 128))
+        return Image.composite(rotated, gray, rotated).convert(img.mode)
+    enhancers = {"Color": ImageEnhance.Color, "Contrast": ImageEnhance.Contrast,
+                 "Sharpness": ImageEnhance.Sharpness, "Brightness": ImageEnhance.Brightness}
+    if op in enhancers:
+        return enhancers[op](img).enhance(1 + m)
+    if op == "Posterize":
+        return ImageOps.posterize(img, int(magnitude))
+    if op == "Solarize":
+        return ImageOps.solarize(img, magnitude)
+    return {"AutoContrast": ImageOps.autocontrast, "Equalize": ImageOps.equalize,
+            "Invert": ImageOps.invert}[op](img)
+
+
+def to_pil(img: torch.Tensor) -> Image.Image:
+    return Image.fromarray(img.permute(1, 2, 0).cpu().numpy())
+
+
+def from_pil(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.array(img)).permute(2, 0, 1)
+
+
+def test_authors_tables_equal_theirs():
+    for policy, text in (("cifar10", AUTHORS_CIFAR10), ("imagenet", AUTHORS_IMAGENET)):
+        theirs = their_table(text)
+        assert len(theirs) == 25  # both: 25 (the ImageNet docstring says 24)
+        assert [tuple(sp) for sp in _POLICIES[AUTHORS][policy]] == theirs, policy
+    # The only difference from torchvision's tables, besides the bins they keep for ops
+    # without a magnitude: CIFAR-10 sub-policy 17's second equalize (0.8 vs 0.6).
+    for policy in POLICY_NAMES:
+        differ = [i for i, (a, t) in enumerate(zip(_POLICIES[AUTHORS][policy],
+                                                   _POLICIES[TV][policy], strict=True))
+                  if [(op, p) for op, p, _ in a] != [(op, p) for op, p, _ in t]]
+        assert differ == ([16] if policy == "cifar10" else []), policy
+    assert _SIGNED_OPS[AUTHORS] == AUTHORS_SIGNED
+
+
+@pytest.mark.parametrize("op", sorted(THEIR_NAMES.values()))
+def test_authors_magnitudes_equal_their_ranges(op):
+    h, w = 24, 40
+    for bin_ in range(10):
+        expected = their_magnitude(op, bin_)
+        if op in ("TranslateX", "TranslateY"):
+            expected *= w if op == "TranslateX" else h  # they scale by img.size[0] / [1]
+        assert _magnitude(AUTHORS, op, bin_, h, w) == expected, (op, bin_)
+    assert _magnitude(AUTHORS, "Posterize", 0, h, w) == 8
+    assert _magnitude(AUTHORS, "Posterize", 9, h, w) == 4
+    assert _magnitude(AUTHORS, "Solarize", 0, h, w) == 256
+    assert _magnitude(AUTHORS, "Rotate", 9, h, w) == 30
+
+
+@functools.cache
+def _pil_test_images(h: int, w: int, n_noise: int, n_natural: int) -> torch.Tensor:
+    return torch.cat([images(n_noise, h=h, w=w, seed=h + w),
+                      natural_images(n_natural, h, w, seed=h * w)])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("size", [(32, 32), (20, 28), (224, 224)])
+@pytest.mark.parametrize("op", sorted(THEIR_NAMES.values()))
+def test_authors_op_matches_pil_at_every_magnitude_and_sign(op, size, device):
+    """Every op of the authors' AutoAugment, at each of the 10 magnitudes and both signs, matches
+    PIL driven as their code drives it, within one gray level (in fact exactly, on the CPU)."""
+    h, w = size
+    x = _pil_test_images(h, w, 2, 4) if h < 224 else _pil_test_images(h, w, 1, 1)
+    pil_images = [to_pil(img) for img in x]
+    for bin_ in range(10):
+        magnitude = their_magnitude(op, bin_)
+        ours_magnitude = _magnitude(AUTHORS, op, bin_, h, w)
+        for sign in ((1, -1) if op in AUTHORS_SIGNED else (1,)):
+            out = _apply_op(x.to(device), op, sign * ours_magnitude, AUTHORS).cpu()
+            ref = torch.stack([from_pil(pil_reference(img, op, magnitude, sign))
+                               for img in pil_images])
+            assert out.dtype == torch.uint8 and out.shape == x.shape
+            diff = (out.int() - ref.int()).abs().max().item()
+            assert diff <= 1, (op, bin_, sign, diff)
+            if device == "cpu":
+                assert diff == 0, (op, bin_, sign, diff)
+
+
+def test_authors_geometric_ops_fill_gray_and_rotate_counter_clockwise():
+    x = torch.full((1, 3, 32, 32), 7, dtype=torch.uint8)
+    for op, mag in (("ShearX", 0.3), ("ShearY", -0.3), ("TranslateX", 14.5), ("Rotate", 30.0)):
+        out = _apply_op(x, op, mag, AUTHORS)
+        assert set(out.unique().tolist()) == {7, 128}, op  # image or the gray fill, nothing else
+    # a mark right of the centre moves up (counter-clockwise) under a positive rotation
+    x = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    x[..., 15:17, 24:28] = 255
+    rows = (_apply_op(x, "Rotate", 30.0, AUTHORS)[0, 0] == 255).nonzero()[:, 0]
+    assert rows.float().mean() < 15
+
+
+def test_authors_decisions_apply_with_probability_strictly_below_p():
+    """random.random() < p: a probability-0 op never applies (torchvision's U <= p allows U = 0)."""
     n = 20000
-    sub, applied, negated = _sample_autoaugment_params(n, policy, generator=gen(16))
+    sub, applied, negated = _sample_autoaugment_params(n, "cifar10", AUTHORS, generator=gen(23))
+    table = _POLICIES[AUTHORS]["cifar10"]
+    probs = torch.tensor([[p for _, p, _ in sp] for sp in table])
+    assert not applied[probs[sub] == 0].any()
+    for s in range(25):
+        rate = applied[sub == s].float().mean(0)
+        assert (rate - probs[s]).abs().max() < 0.06, (s, rate, probs[s])
+    assert abs(negated.float().mean().item() - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_authors_autoaugment_equals_pil_replay_of_its_decisions(policy):
+    """End to end: the batch equals PIL replaying each image's drawn sub-policy, ops and signs
+    with the authors' semantics (rotation unsigned)."""
+    h, w = 32, 32
+    x = natural_images(64, h, w, seed=24)
+    out = autoaugment(x, policy=policy, impl=AUTHORS, generator=gen(25))
+    sub, applied, negated = _sample_autoaugment_params(64, policy, AUTHORS, generator=gen(25))
+    table = their_table(AUTHORS_CIFAR10 if policy == "cifar10" else AUTHORS_IMAGENET)
+    n_applied = 0
+    for b in range(len(x)):
+        img = to_pil(x[b])
+        for k, (op, _, bin_) in enumerate(table[sub[b]]):
+            if applied[b, k]:
+                n_applied += 1
+                sign = -1 if negated[b, k] and op in AUTHORS_SIGNED else 1
+                img = pil_reference(img, op, their_magnitude(op, bin_), sign)
+        diff = (out[b].int() - from_pil(img).int()).abs().max().item()
+        assert diff <= 1, (b, table[sub[b]], applied[b], negated[b], diff)
+    assert n_applied > 40
+
+
+# ---------------------------------------------------------------- AutoAugment: both
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("policy", POLICY_NAMES)
+def test_decisions_are_per_sample_with_policy_probabilities(policy, impl):
+    n = 20000
+    sub, applied, negated = _sample_autoaugment_params(n, policy, impl, generator=gen(16))
     counts = torch.bincount(sub, minlength=25)
     assert (counts > 0.8 * n / 25).all() and (counts < 1.2 * n / 25).all()
-    probs = torch.tensor([[p for _, p, _ in sp] for sp in _POLICIES[policy]])
+    probs = torch.tensor([[p for _, p, _ in sp] for sp in _POLICIES[impl][policy]])
     for s in range(25):
         rate = applied[sub == s].float().mean(0)
         assert (rate - probs[s]).abs().max() < 0.06, (s, rate, probs[s])
     assert abs(negated.float().mean().item() - 0.5) < 0.02
     # a batch gets many different sub-policies
-    small, _, _ = _sample_autoaugment_params(64, policy, generator=gen(17))
+    small, _, _ = _sample_autoaugment_params(64, policy, impl, generator=gen(17))
     assert len(small.unique()) >= 15
 
 
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 @pytest.mark.parametrize("device", DEVICES)
-def test_autoaugment_shape_dtype_device_and_reproducibility(device):
+def test_autoaugment_shape_dtype_device_and_reproducibility(device, impl):
     x = natural_images(64, seed=18).to(device)
     before = x.clone()
-    a = autoaugment(x, policy="cifar10", generator=gen(19, device))
+    a = autoaugment(x, policy="cifar10", impl=impl, generator=gen(19, device))
     assert a.shape == x.shape and a.dtype == torch.uint8 and a.device == x.device
     assert torch.equal(x, before)
-    assert torch.equal(a, autoaugment(x, policy="cifar10", generator=gen(19, device)))
-    assert not torch.equal(a, autoaugment(x, policy="cifar10", generator=gen(20, device)))
+    assert torch.equal(a, autoaugment(x, policy="cifar10", impl=impl, generator=gen(19, device)))
+    assert not torch.equal(a, autoaugment(x, policy="cifar10", impl=impl,
+                                          generator=gen(20, device)))
     assert not torch.equal(a, x)
 
 
-def test_autoaugment_rejects_unknown_policy_and_float_input():
+def test_autoaugment_rejects_unknown_names_and_float_input():
     with pytest.raises(ValueError, match="'svhn2'.*cifar10.*imagenet"):
-        autoaugment(images(2), policy="svhn2")
+        autoaugment(images(2), policy="svhn2", impl=AUTHORS)
+    with pytest.raises(ValueError, match="implementation 'pil'.*authors, torchvision"):
+        autoaugment(images(2), policy="cifar10", impl="pil")
     with pytest.raises(TypeError, match="uint8"):
-        autoaugment(images(2).float(), policy="cifar10")
+        autoaugment(images(2).float(), policy="cifar10", impl=AUTHORS)
 
 
 def test_empty_batches():
     x = images(0)
     assert random_crop_flip(x).shape == (0, 3, 32, 32)
     assert random_resized_crop_flip(x, size=16).shape == (0, 3, 16, 16)
-    assert autoaugment(x, policy="imagenet").shape == (0, 3, 32, 32)
+    for impl in IMPLEMENTATIONS:
+        assert autoaugment(x, policy="imagenet", impl=impl).shape == (0, 3, 32, 32)

@@ -49,9 +49,11 @@ from robustarch.models import UnknownModelError, create_model, list_models
 from robustarch.settings import TrainingSettings, from_dict
 from robustarch.train import (
     NonFiniteLossError,
+    data_digest,
     list_checkpoints,
     load_latest_checkpoint,
     load_model_file,
+    run_fingerprint,
     save_trained_model,
     train_model,
     write_metrics,
@@ -213,9 +215,49 @@ def test_sigkill_after_second_checkpoint_resumes_bit_identically(tmp_path, split
     model = load_model_file(tmp_path / "results" / "model.pt")
     assert model["resumed"] is True
     assert model["resumed_from_epoch"] == resume_epoch and model["resumed_from_batch"] is None
+    data = data_digest(splits / "train.pt", splits / "test.pt")
+    assert model["fingerprint"] == run_fingerprint(SETTINGS, data=data).digests()
     _assert_same_weights(model["state_dict"], reference.state_dict)
     _assert_same_metrics(tmp_path / "results" / "metrics.csv", reference.metrics, tmp_path)
     assert not checkpoints.exists()  # a finished run drops its checkpoints
+
+
+def test_sigkill_then_a_changed_recipe_starts_fresh_and_sets_the_checkpoints_aside(
+        tmp_path, splits, monkeypatch):
+    """A killed run whose recipe then changes (here the lr) must not continue under the new
+    one: the rerun sets the old checkpoints aside, says so in one log line, trains from scratch
+    (bit-identical to a fresh run of the new recipe) and records resumed False."""
+    job = _train_job(tmp_path, splits)
+    checkpoints = tmp_path / "checkpoints"
+    with _running(job, "first") as proc:
+        _wait_for(lambda: (checkpoints / "epoch-0001.pt").exists(), proc, job,
+                  "the first checkpoint")
+        assert _kill(proc, signal.SIGKILL) == -signal.SIGKILL
+    left = [p.name for p in list_checkpoints(checkpoints)]
+    assert left and left[-1] != f"epoch-{EPOCHS:04d}.pt"
+
+    changed = {**SETTINGS_DICT, "lr": 2 * SETTINGS.lr}
+    job["params"]["settings"] = changed
+    log = _run_here(job, monkeypatch)
+    lines = [m for m in log if m.startswith("not resuming")]
+    assert len(lines) == 1, log
+    assert f"other settings (lr: {SETTINGS.lr!r} -> {2 * SETTINGS.lr!r})" in lines[0]
+    assert f"set aside as {', '.join(n + '.stale-settings' for n in left)};" in lines[0]
+    assert not any(m.startswith("resuming") for m in log)
+    assert _listing(checkpoints) == [n + ".stale-settings" for n in left]  # new ones cleared
+
+    model = load_model_file(tmp_path / "results" / "model.pt")
+    assert model["resumed"] is False and model["resumed_from_epoch"] is None
+    fresh_settings = from_dict(TrainingSettings, changed)
+    data = data_digest(splits / "train.pt", splits / "test.pt")
+    assert model["fingerprint"] == run_fingerprint(fresh_settings, data=data).digests()
+    torch.set_num_threads(1)
+    torch.manual_seed(SETTINGS.seed)
+    fresh = train_model(_create_model(), load_split(splits / "train.pt"),
+                        load_split(splits / "test.pt"), fresh_settings,
+                        checkpoint_dir=tmp_path / "fresh", device=CPU, log=lambda m: None)
+    _assert_same_weights(model["state_dict"], fresh.state_dict)
+    _assert_same_metrics(tmp_path / "results" / "metrics.csv", fresh.metrics, tmp_path)
 
 
 def test_truncated_newest_checkpoint_falls_back_to_the_one_before(tmp_path, splits, reference):

@@ -1,6 +1,11 @@
+import pytest
 import torch
 
+from robustarch.data import augment
 from robustarch.data.loader import DeviceLoader, make_augmentation
+from robustarch.settings import Augmentation
+
+CROP_FLIP = Augmentation(crop="crop_flip", autoaugment=None, autoaugment_impl="authors")
 
 
 def test_epoch_covers_every_sample_once_in_a_seeded_order(digits):
@@ -18,7 +23,7 @@ def test_epoch_covers_every_sample_once_in_a_seeded_order(digits):
 
 def test_batches_are_float_images_in_unit_range(digits):
     loader = DeviceLoader(digits["x_test"], digits["y_test"], batch_size=100, shuffle=False,
-                          augmentation=make_augmentation("crop_flip", None, 32))
+                          augmentation=make_augmentation(CROP_FLIP, 32))
     xb, yb = next(iter(loader))
     assert xb.dtype == torch.float32 and xb.shape == (100, 3, 32, 32)
     assert xb.min() >= 0 and xb.max() <= 1
@@ -30,7 +35,7 @@ def test_batches_are_float_images_in_unit_range(digits):
 
 
 def test_state_dict_resumes_the_same_stream(digits):
-    aug = make_augmentation("crop_flip", None, 32)
+    aug = make_augmentation(CROP_FLIP, 32)
     loader = DeviceLoader(digits["x_test"], digits["y_test"], batch_size=90, shuffle=True,
                           augmentation=aug, seed=0)
     list(loader)  # one epoch
@@ -41,3 +46,59 @@ def test_state_dict_resumes_the_same_stream(digits):
     resumed.load_state_dict(state)
     assert all(torch.equal(a, b) for a, b in zip(expected, [xb for xb, _ in resumed],
                                                  strict=True))
+
+
+# A policy whose every sub-policy inverts the image: what AutoAugment saw shows in the output.
+_INVERT = ((("Invert", 1.0, 0), ("Invert", 0.0, 0)),)
+
+
+@pytest.mark.parametrize("impl", ["authors", "torchvision"])
+def test_autoaugment_sees_the_image_before_the_padded_crop(monkeypatch, impl):
+    """The authors' CIFAR-10 order: CIFAR10Policy(), then RandomCrop(32, padding=4) and the flip.
+    Inverting before the crop leaves the padding black (0); inverting after would make it
+    white (255)."""
+    monkeypatch.setitem(augment._POLICIES[impl], "test_invert", _INVERT)
+    aug = make_augmentation(Augmentation("crop_flip", "test_invert", impl), 32)
+    x = torch.full((256, 3, 32, 32), 100, dtype=torch.uint8)
+    out = aug(x, torch.Generator().manual_seed(0))
+    assert set(out.unique().tolist()) == {0, 155}  # inverted image, black padding
+    assert (out == 0).flatten(1).any(1).float().mean() > 0.5  # most crops show some padding
+
+
+@pytest.mark.parametrize("crop", ["resized_crop", "resized_crop_flip"])
+def test_autoaugment_sees_the_resized_crop(monkeypatch, crop):
+    """The authors' ImageNette order: RandomResizedCrop(224), then ImageNetPolicy(): AutoAugment
+    gets the crop at image_size (its translations are fractions of that size)."""
+    monkeypatch.setitem(augment._POLICIES["authors"], "test_invert", _INVERT)
+    seen = []
+
+    def spy(x, **kwargs):
+        seen.append(x.shape)
+        return real(x, **kwargs)
+
+    real = augment.autoaugment
+    monkeypatch.setattr(augment, "autoaugment", spy)
+    aug = make_augmentation(Augmentation(crop, "test_invert", "authors"), 24)
+    x = torch.randint(0, 256, (8, 3, 40, 40), dtype=torch.uint8)
+    out = aug(x, torch.Generator().manual_seed(0))
+    assert seen == [torch.Size([8, 3, 24, 24])] and out.shape == (8, 3, 24, 24)
+
+
+def test_resized_crop_has_no_flip_and_resized_crop_flip_flips(monkeypatch):
+    calls = []
+    real = augment.random_resized_crop_flip
+
+    def spy(x, **kwargs):
+        calls.append(kwargs["flip"])
+        return real(x, **kwargs)
+
+    monkeypatch.setattr(augment, "random_resized_crop_flip", spy)
+    x = torch.randint(0, 256, (4, 3, 40, 40), dtype=torch.uint8)
+    for crop in ("resized_crop", "resized_crop_flip"):
+        make_augmentation(Augmentation(crop, None, "authors"), 24)(x, torch.Generator())
+    assert calls == [False, True]
+
+
+def test_unknown_crop_is_refused():
+    with pytest.raises(ValueError, match="unknown crop 'pad'.*crop_flip, resized_crop"):
+        make_augmentation(Augmentation("pad", None, "authors"), 32)

@@ -7,14 +7,19 @@ from conftest import tiny_settings
 from robustarch.attacks import trades_perturb
 from robustarch.config import ConfigError, l1_method, parse_method
 from robustarch.models import create_model
+from robustarch.settings import as_dict
 from robustarch.train import (
+    Fingerprint,
     NonFiniteLossError,
+    epoch_lr_factor,
     l1_penalty,
     list_checkpoints,
     lr_factor,
+    run_fingerprint,
     trades_loss,
     train_model,
 )
+from robustarch.train.schedule import Schedule
 
 
 def _model(arch="resnet", seed=0):
@@ -25,6 +30,110 @@ def _model(arch="resnet", seed=0):
 def _subset(digits, n_train=256, n_test=100):
     return ((digits["x_train"][:n_train], digits["y_train"][:n_train]),
             (digits["x_test"][:n_test], digits["y_test"][:n_test]))
+
+
+class GradualWarmupReference(torch.optim.lr_scheduler.LRScheduler):
+    """The authors' warm-up: ildoonet/pytorch-gradual-warmup-lr's ``GradualWarmupScheduler``,
+    written here from that code's semantics for multiplier 1 with an ``after_scheduler`` (the
+    authors' call). Their requirements.txt installs the repository's master
+    (git+https://github.com/ildoonet/pytorch-gradual-warmup-lr.git, v0.3.2), whose scheduler
+    returns ``after_scheduler.get_last_lr()`` at the hand-over. The PyPI package
+    ``warmup-scheduler`` is an older snapshot (0.3, Jan-Apr 2020) that returns
+    ``after_scheduler.get_lr()`` there instead: under today's torch that gives epoch W + 2 a
+    lr above the base lr (0.6 % at 20 epochs), so it is not the code the authors ran and is not
+    used as the reference (nor pinned).
+
+    - ``last_epoch <= total_epoch``: lr = base * last_epoch / total_epoch (0 at construction);
+    - the first step past it hands over: the after-scheduler's base lrs become the base lrs and
+      the lr is the after-scheduler's last lr (the base lr, from its construction);
+    - every later step steps the after-scheduler.
+    """
+
+    def __init__(self, optimizer, total_epoch, after_scheduler):
+        self.total_epoch, self.after, self.finished = total_epoch, after_scheduler, False
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        if self.last_epoch > self.total_epoch:
+            if not self.finished:
+                self.after.base_lrs = list(self.base_lrs)
+                self.finished = True
+            return self.after.get_last_lr()
+        return [base * self.last_epoch / self.total_epoch for base in self.base_lrs]
+
+    def step(self):
+        if self.finished:
+            self.after.step()
+            self._last_lr = self.after.get_last_lr()
+        else:
+            super().step()
+
+
+def authors_lrs(*, lr, min_lr, epochs, warmup_epochs):
+    """The lr of each epoch under the authors' train.py: AdamW, CosineAnnealingLR(T_max=epochs,
+    eta_min=min_lr) built first, wrapped in the warm-up, ``scheduler.step()`` after each epoch."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=lr, weight_decay=0.01)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=min_lr)
+    if warmup_epochs:  # total_epoch=0 divides by zero in their scheduler: the cosine alone
+        scheduler = GradualWarmupReference(optimizer, warmup_epochs, cosine)
+    else:
+        scheduler = cosine
+    lrs = []
+    for _ in range(epochs):
+        optimizer.step()  # (the epoch's batches)
+        lrs.append(optimizer.param_groups[0]["lr"])
+        scheduler.step()
+    return lrs
+
+
+def schedule_lrs(settings, steps_per_epoch=3):
+    """The lr of each epoch under our Schedule, stepped as the training loop steps it."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=settings.lr, weight_decay=0.01)
+    schedule = Schedule(optimizer, settings, steps_per_epoch)
+    lrs = []
+    for _ in range(settings.epochs):
+        for _ in range(steps_per_epoch):
+            optimizer.step()
+            schedule.batch_done()
+        lrs.append(optimizer.param_groups[0]["lr"])
+        schedule.epoch_done()
+    return lrs
+
+
+@pytest.mark.parametrize("epochs, warmup_epochs", [(100, 8), (20, 8), (3, 1), (5, 0), (9, 8)])
+def test_per_epoch_schedule_equals_gradual_warmup_then_cosine(epochs, warmup_epochs):
+    settings = tiny_settings(epochs=epochs, warmup_epochs=warmup_epochs, lr=1e-4, min_lr=5e-6,
+                             schedule="per_epoch")
+    ours = schedule_lrs(settings)
+    theirs = authors_lrs(lr=1e-4, min_lr=5e-6, epochs=epochs, warmup_epochs=warmup_epochs)
+    assert ours == pytest.approx(theirs, rel=1e-12, abs=1e-18)
+    if warmup_epochs:
+        assert ours[0] == 0.0  # their epoch 1 trains at lr 0
+        assert ours[warmup_epochs] == pytest.approx(1e-4)  # epoch W + 1: the full lr
+        if epochs > warmup_epochs + 1:
+            assert ours[warmup_epochs + 1] == pytest.approx(1e-4)  # epoch W + 2: the cosine's 1
+    assert min(ours[warmup_epochs + 1:] or [1]) > 5e-6  # the restarted cosine stops above min_lr
+    assert ours == pytest.approx([1e-4 * epoch_lr_factor(e, epochs=epochs,
+                                                         warmup_epochs=warmup_epochs,
+                                                         min_ratio=0.05) for e in
+                                  range(1, epochs + 1)])
+
+
+def test_per_step_schedule_changes_the_lr_every_batch():
+    settings = tiny_settings(epochs=4, warmup_epochs=1, lr=1e-3, min_lr=1e-5, schedule="per_step")
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.AdamW([param], lr=settings.lr)
+    schedule = Schedule(optimizer, settings, steps_per_epoch=5)
+    seen = []
+    for _ in range(20):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.batch_done()
+        schedule.epoch_done()  # ignored by a per-step schedule
+    kw = dict(total_steps=20, warmup_steps=5, min_ratio=0.01)
+    assert seen == pytest.approx([1e-3 * lr_factor(s, **kw) for s in range(20)])
 
 
 def test_lr_schedule_warms_up_then_decays_to_min():
@@ -40,18 +149,22 @@ def test_lr_schedule_warms_up_then_decays_to_min():
 @pytest.mark.parametrize("method", ["vanilla", "pgd_linf", "trades", "pgd_linf_l1-1e-05"])
 def test_training_learns_and_checkpoints(digits, tmp_path, method):
     train, test = _subset(digits, n_train=512)
-    settings = tiny_settings(method=method, epochs=4, lr=1e-2)
+    # the per-epoch schedule trains epoch 1 at lr 0 (the authors' warm-up): 4 epochs learn
+    settings = tiny_settings(method=method, epochs=5, lr=1e-2)
     model = _model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     result = train_model(model, train, test, settings, checkpoint_dir=tmp_path,
                          device=torch.device("cpu"), log=lambda m: None)
-    assert [r["epoch"] for r in result.metrics] == [1, 2, 3, 4]
+    assert [r["epoch"] for r in result.metrics] == [1, 2, 3, 4, 5]
+    assert [r["lr"] for r in result.metrics] == pytest.approx(
+        [1e-2 * epoch_lr_factor(e, epochs=5, warmup_epochs=1, min_ratio=1e-4 / 1e-2)
+         for e in range(1, 6)])  # 0, lr, lr, then the cosine
     if method == "vanilla":  # an adversarial loss need not fall while robustness is learnt
         assert result.metrics[-1]["train_loss"] < result.metrics[0]["train_loss"]
     chance = 0.1
     assert result.metrics[-1]["test_clean_acc"] > chance + (0.15 if method == "vanilla" else 0.08)
     assert any(not torch.equal(before[k], v) for k, v in result.state_dict.items())
-    assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch-0003.pt", "epoch-0004.pt"]
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["epoch-0004.pt", "epoch-0005.pt"]
     assert result.resumed_from is None
 
 
@@ -174,3 +287,86 @@ def test_l1_method_name_round_trips():
     assert l1_method(0) == "pgd_linf"
     for strength in (1e-6, 5e-6, 1e-5, 5e-5, 0.001):
         assert parse_method(l1_method(strength)) == ("pgd_linf_l1", strength)
+
+
+def _stopped_after_first_epoch(train, test, settings, folder):
+    """A run stopped (as by a preemption signal) right after its epoch-1 checkpoint."""
+    first = folder / "epoch-0001.pt"
+    with pytest.raises(InterruptedError, match="checkpoint of epoch 1"):
+        train_model(_model(), train, test, settings, checkpoint_dir=folder,
+                    device=torch.device("cpu"), log=lambda m: None, stop_requested=first.exists)
+    return first
+
+
+@pytest.mark.parametrize("change", ["settings", "data", "code", "no_fingerprint"])
+def test_a_checkpoint_of_another_recipe_is_set_aside_not_resumed(digits, tmp_path, change):
+    train, test = _subset(digits, n_train=64, n_test=20)
+    settings = tiny_settings(epochs=2, batch_size=32)
+    fingerprint = run_fingerprint(settings, data="a" * 64)
+    first = folder = tmp_path / "checkpoints"
+    first = _stopped_after_first_epoch(train, test, settings, folder)
+    checkpoint = torch.load(first, weights_only=True)
+    assert checkpoint["fingerprint"] == run_fingerprint(settings).as_dict()  # no data digest
+    if change == "no_fingerprint":  # written before checkpoints had one
+        del checkpoint["fingerprint"]
+        torch.save(checkpoint, first)
+    rerun_settings, rerun_fingerprint = settings, None
+    if change == "settings":
+        rerun_settings = tiny_settings(epochs=2, batch_size=32, lr=1e-2, adversary=dict(
+            eps=4 / 255, steps=2, step_size=4 / 255, random_start=True))
+    elif change == "data":
+        rerun_fingerprint = fingerprint
+    elif change == "code":
+        rerun_fingerprint = Fingerprint(as_dict(settings), None, "0" * 64)
+    messages = []
+    result = train_model(_model(), train, test, rerun_settings, checkpoint_dir=folder,
+                         device=torch.device("cpu"), log=messages.append,
+                         fingerprint=rerun_fingerprint)
+    assert result.resumed_from is None and [r["epoch"] for r in result.metrics] == [1, 2]
+    lines = [m for m in messages if m.startswith("not resuming")]
+    suffix = {"settings": "stale-settings", "data": "stale-data", "code": "stale-code",
+              "no_fingerprint": "stale-code"}[change]
+    assert len(lines) == 1 and f"set aside as epoch-0001.pt.{suffix};" in lines[0]
+    assert lines[0].endswith("training starts fresh")
+    if change == "settings":
+        assert "other settings (adversary.eps: " in lines[0] and "lr: 0.003 -> 0.01" in lines[0]
+    assert (folder / f"epoch-0001.pt.{suffix}").exists()
+    assert [p.name for p in list_checkpoints(folder)] == ["epoch-0001.pt", "epoch-0002.pt"]
+    assert result.fingerprint == (rerun_fingerprint or run_fingerprint(rerun_settings)).digests()
+
+
+def test_the_same_recipe_resumes_with_the_data_digest_left_out(digits, tmp_path):
+    """A direct train_model call (no data digest) compares settings and code only."""
+    train, test = _subset(digits, n_train=64, n_test=20)
+    settings = tiny_settings(epochs=2, batch_size=32)
+    _stopped_after_first_epoch(train, test, settings, tmp_path)
+    result = train_model(_model(), train, test, settings, checkpoint_dir=tmp_path,
+                         device=torch.device("cpu"), log=lambda m: None)
+    assert result.resumed_from == {"epoch": 1, "batch": None}
+
+
+def test_paper_recipe_is_the_authors(paper_config, schema):
+    """config.yaml and the schema defaults: fp32, the per-epoch schedule, the authors' AutoAugment
+    (CIFAR-10: AutoAugment then crop + flip; ImageNette: resized crop, no flip)."""
+    import copy
+
+    from robustarch.config import training_settings, validate_config
+
+    known = ["cifar10", "imagenette", "digits"]
+    config = validate_config(copy.deepcopy(paper_config), schema, known_datasets=known)
+    cifar = training_settings(config, "cifar10", "resnet", "pgd_linf")
+    assert (cifar.bf16, cifar.schedule, cifar.warmup_epochs, cifar.min_lr) == (
+        False, "per_epoch", 8, 5e-6)
+    assert (cifar.augment.crop, cifar.augment.autoaugment, cifar.augment.autoaugment_impl) == (
+        "crop_flip", "cifar10", "authors")
+    nette = training_settings(config, "imagenette", "resnet", "pgd_linf").augment
+    assert (nette.crop, nette.autoaugment, nette.autoaugment_impl) == (
+        "resized_crop", "imagenet", "authors")
+    bare = copy.deepcopy(paper_config)
+    del bare["training"]
+    for data in bare["datasets"].values():
+        data.pop("augment", None)
+    defaults = validate_config(bare, schema, known_datasets=known)
+    assert defaults["training"]["bf16"] is False
+    assert defaults["training"]["schedule"] == "per_epoch"
+    assert defaults["datasets"]["cifar10"]["augment"]["autoaugment_impl"] == "authors"

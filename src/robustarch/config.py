@@ -146,7 +146,8 @@ def _resolve_datasets(config: dict[str, Any], datasets: Mapping[str, DatasetSpec
         override = overrides.get(name, {})
         entry = facts | override
         entry["augment"] = facts["augment"] | override.get("augment", {})
-        for error in jsonschema.Draft7Validator(entry_schema).iter_errors(entry):
+        # The schema fills in the config's own defaults (e.g. augment.autoaugment_impl).
+        for error in _validator_with_defaults(entry_schema).iter_errors(entry):
             key = _key(["datasets", name, *error.absolute_path])
             problems.append(f"config key '{key}' (robustarch/data/datasets/{name}.py unless "
                             f"the config sets it): {error.message}")

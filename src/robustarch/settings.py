@@ -98,8 +98,9 @@ class Adversary:
 
 @dataclass(frozen=True)
 class Augmentation:
-    crop: str | None  # "crop_flip", "resized_crop_flip" or None
+    crop: str | None  # "crop_flip", "resized_crop", "resized_crop_flip" or None
     autoaugment: str | None  # AutoAugment policy ("cifar10", "imagenet") or None
+    autoaugment_impl: str  # "authors" (their PIL semantics and tables) or "torchvision"
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ class TrainingSettings:
     betas: tuple[float, float]
     warmup_epochs: int
     min_lr: float
+    schedule: str  # "per_epoch" (the authors' warm-up + cosine, stepped per epoch) or "per_step"
     selection: str  # "best_clean" or "last"
     seed: int
     adversary: Adversary
@@ -155,7 +157,7 @@ def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method
         epochs=training["epochs"], batch_size=training["batch_size"], lr=training["lr"],
         weight_decay=training["weight_decay"], betas=tuple(training["betas"]),
         warmup_epochs=training["warmup_epochs"], min_lr=training["min_lr"],
-        selection=training["selection"], seed=training["seed"],
+        schedule=training["schedule"], selection=training["selection"], seed=training["seed"],
         adversary=Adversary(eps=parse_budget(adversary["eps"]), steps=adversary["steps"],
                             step_size=parse_budget(adversary["step_size"]),
                             random_start=adversary["random_start"]),

@@ -12,28 +12,42 @@ from typing import Any
 
 import torch
 
+from ..settings import Augmentation as AugmentSettings
+
 Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
+CROPS = ("crop_flip", "resized_crop", "resized_crop_flip")
 
-def make_augmentation(crop: str | None, autoaugment: str | None, image_size: int
-                      ) -> Augmentation | None:
-    """The training augmentation of a dataset config: crop/flip, then AutoAugment (as the
-    authors' code orders them)."""
+
+def make_augmentation(settings: AugmentSettings, image_size: int) -> Augmentation | None:
+    """The training augmentation of a dataset config, in the authors' order.
+
+    ``crop_flip`` (CIFAR-10): AutoAugment on the image as it is, then the zero-padded random
+    crop and the horizontal flip (their ``CIFAR10Policy(), RandomCrop(32, padding=4),
+    RandomHorizontalFlip()``), so AutoAugment never sees the padding. ``resized_crop``
+    (ImageNette: ``RandomResizedCrop(224), ImageNetPolicy()``, no flip) and
+    ``resized_crop_flip``: the crop first, then AutoAugment on the ``image_size`` crop.
+    """
     from . import augment
 
-    if crop is None and autoaugment is None:
+    crop, policy, impl = settings.crop, settings.autoaugment, settings.autoaugment_impl
+    if crop is None and policy is None:
         return None
-    if crop not in (None, "crop_flip", "resized_crop_flip"):
-        raise ValueError(f"unknown crop {crop!r}; use crop_flip, resized_crop_flip or null")
+    if crop not in (None, *CROPS):
+        raise ValueError(f"unknown crop {crop!r}; use {', '.join(CROPS)} or null")
+
+    def auto(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        if policy is None:
+            return x
+        return augment.autoaugment(x, policy=policy, impl=impl, generator=generator)
 
     def apply(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if crop == "crop_flip":
-            x = augment.random_crop_flip(x, padding=4, generator=generator)
-        elif crop == "resized_crop_flip":
-            x = augment.random_resized_crop_flip(x, size=image_size, generator=generator)
-        if autoaugment is not None:
-            x = augment.autoaugment(x, policy=autoaugment, generator=generator)
-        return x
+            return augment.random_crop_flip(auto(x, generator), padding=4, generator=generator)
+        if crop is not None:
+            x = augment.random_resized_crop_flip(x, size=image_size, flip=crop.endswith("_flip"),
+                                                 generator=generator)
+        return auto(x, generator)
 
     return apply
 

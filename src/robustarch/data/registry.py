@@ -64,7 +64,7 @@ class DatasetSpec:
     num_classes: int
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    crop: str | None  # the training crop ("crop_flip", "resized_crop_flip") or None
+    crop: str | None  # the training crop ("crop_flip", "resized_crop", "resized_crop_flip")
     autoaugment: str | None  # AutoAugment policy ("cifar10", "imagenet") or None
     # Attack budget per norm ("8/255" or a number); a norm without one needs the config's
     # attacks.<name>.eps.<dataset>.

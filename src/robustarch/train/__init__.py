@@ -1,8 +1,9 @@
 """Training: one aligned recipe for every architecture (:mod:`.loop`), one objective per method
-(:mod:`.objectives`), the schedule (:mod:`.schedule`), checkpoints (:mod:`.checkpoints`) and the
-files a run leaves (:mod:`.outputs`)."""
+(:mod:`.objectives`), the schedule (:mod:`.schedule`), checkpoints (:mod:`.checkpoints`) guarded
+by the run's fingerprint (:mod:`.fingerprint`) and the files a run leaves (:mod:`.outputs`)."""
 
 from .checkpoints import clear_checkpoints, list_checkpoints, load_latest_checkpoint
+from .fingerprint import Fingerprint, data_digest, run_fingerprint
 from .loop import NonFiniteLossError, clean_accuracy, train_model
 from .objectives import l1_penalty, make_objective, trades_loss
 from .outputs import (
@@ -12,20 +13,24 @@ from .outputs import (
     save_trained_model,
     write_metrics,
 )
-from .schedule import lr_factor
+from .schedule import epoch_lr_factor, lr_factor
 
 __all__ = [
     "METRIC_COLUMNS",
+    "Fingerprint",
     "NonFiniteLossError",
     "TrainResult",
     "clean_accuracy",
     "clear_checkpoints",
+    "data_digest",
+    "epoch_lr_factor",
     "l1_penalty",
     "list_checkpoints",
     "load_latest_checkpoint",
     "load_model_file",
     "lr_factor",
     "make_objective",
+    "run_fingerprint",
     "save_trained_model",
     "train_model",
     "trades_loss",

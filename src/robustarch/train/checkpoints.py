@@ -86,6 +86,18 @@ def load_latest_checkpoint(directory: str | Path, log: Callable[[str], None] = p
     return None
 
 
+def set_aside_checkpoints(directory: str | Path, suffix: str) -> list[Path]:
+    """Rename every checkpoint of ``directory`` to ``<name>.<suffix>`` (kept for inspection, no
+    longer found by :func:`list_checkpoints`); returns the new paths."""
+    moved = []
+    for path in list_checkpoints(directory):
+        target = path.with_name(f"{path.name}.{suffix}")
+        path.rename(target)  # replaces an older set-aside file of the same name
+        remove_temporaries(path)
+        moved.append(target)
+    return moved
+
+
 def clear_checkpoints(directory: str | Path) -> None:
     """Drop a finished run's checkpoints (its model file now holds the result)."""
     directory = Path(directory)

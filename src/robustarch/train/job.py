@@ -1,7 +1,9 @@
 """The training job (rule ``train``): build the model, train it, write its files.
 
 SIGTERM/SIGUSR1 (what SLURM sends before preemption or the time limit) stop training after the
-current batch with a checkpoint of that point; the requeued job resumes from the next batch.
+current batch with a checkpoint of that point; the requeued job resumes from the next batch,
+provided its settings, split files and code are those the checkpoint records
+(:mod:`.fingerprint`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from ..runtime import seed_everything, select_device
 from ..settings import TrainingSettings
 from . import loop
 from .checkpoints import clear_checkpoints
+from .fingerprint import data_digest, run_fingerprint
 from .outputs import save_trained_model, write_metrics
 
 
@@ -38,11 +41,13 @@ def run_training_job(*, train: str | Path, test: str | Path, settings: TrainingS
                          mean=settings.mean, std=settings.std)
     log(f"{settings.arch} ({count_params(model) / 1e6:.3f}M params), method "
         f"{settings.method}, {settings.epochs} epochs on {device}")
+    fingerprint = run_fingerprint(settings, data=data_digest(train, test))
     try:
         # looked up at call time, so the fault-injection tests can wrap it
         result = loop.train_model(model, load_split(train), load_split(test), settings,
                                   checkpoint_dir=checkpoint_dir, device=device, log=log,
-                                  stop_requested=lambda: stop["signal"] is not None)
+                                  stop_requested=lambda: stop["signal"] is not None,
+                                  fingerprint=fingerprint)
     except InterruptedError as exc:
         log(f"received {stop['signal']}: {exc}")
         raise SystemExit(1) from None

@@ -3,10 +3,11 @@ optionally with an ℓ1 weight penalty (method ``pgd_linf_l1-<λ>``).
 
 Read it top-down, as airbench's: :func:`train_model` sets a run up (:func:`_start`: model,
 device-resident loader, optimizer, schedule, the method's objective), resumes it from its newest
-checkpoint, then runs epochs; :func:`_train_epoch` is the inner loop. Every epoch ends with an
-atomic checkpoint of everything needed to continue bit for bit: model, optimizer, scheduler and
-every random state (:func:`_state`). A stop request (a preemption signal) checkpoints the
-current batch and raises ``InterruptedError``.
+checkpoint when that was written by the same recipe, data and code (:mod:`.fingerprint`), then
+runs epochs; :func:`_train_epoch` is the inner loop. Every epoch ends with an atomic checkpoint
+of everything needed to continue bit for bit: model, optimizer, scheduler and every random state
+(:func:`_state`), plus the run's fingerprint. A stop request (a preemption signal) checkpoints
+the current batch and raises ``InterruptedError``.
 """
 
 from __future__ import annotations
@@ -26,10 +27,17 @@ from ..models.batchnorm_folding import FoldedView
 from ..models.memory_format import uses_channels_last
 from ..runtime import resolve_auto, seed_everything, select_device
 from ..settings import TrainingSettings
-from .checkpoints import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoints import (
+    load_latest_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_aside_checkpoints,
+    set_rng_state,
+)
+from .fingerprint import Fingerprint, describe, run_fingerprint
 from .objectives import Objective, make_objective
 from .outputs import TrainResult
-from .schedule import make_scheduler
+from .schedule import Schedule
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -64,9 +72,10 @@ class _Run:
     loader: DeviceLoader
     attack_generator: torch.Generator
     optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scheduler: Schedule
     memory_format: torch.memory_format
     bf16: bool
+    fingerprint: Fingerprint
     metrics: list[dict[str, float]]
     best: dict[str, Any]
 
@@ -91,7 +100,7 @@ def _attack_module(model: nn.Module, settings: TrainingSettings
 
 
 def _start(model: nn.Module, train_split: tuple[torch.Tensor, torch.Tensor],
-           settings: TrainingSettings, device: torch.device) -> _Run:
+           settings: TrainingSettings, device: torch.device, fingerprint: Fingerprint) -> _Run:
     """Everything a run needs, from the settings; the order fixes what the seeds give."""
     on_cuda = device.type == "cuda"
     bf16 = resolve_auto(settings.bf16, on_cuda)
@@ -102,8 +111,7 @@ def _start(model: nn.Module, train_split: tuple[torch.Tensor, torch.Tensor],
     attack_module = _attack_module(model, settings) or (lambda: forward)
     loader = DeviceLoader(
         *train_split, batch_size=settings.batch_size, shuffle=True,
-        augmentation=make_augmentation(settings.augment.crop, settings.augment.autoaugment,
-                                       settings.image_size),
+        augmentation=make_augmentation(settings.augment, settings.image_size),
         seed=settings.seed,
         # BatchNorm cannot train on one sample with 1x1 maps (CoAtNet's last stage at 32 px).
         drop_last=len(train_split[1]) % settings.batch_size == 1,
@@ -120,7 +128,7 @@ def _start(model: nn.Module, train_split: tuple[torch.Tensor, torch.Tensor],
                                attack_forward=attack_module, generator=attack_generator,
                                autocast=autocast)
     return _Run(settings, device, model, forward, objective, loader, attack_generator, optimizer,
-                make_scheduler(optimizer, settings, len(loader)), memory_format, bf16,
+                Schedule(optimizer, settings, len(loader)), memory_format, bf16, fingerprint,
                 metrics=[], best={"acc": -1.0, "epoch": 0, "state": None})
 
 
@@ -129,7 +137,7 @@ def _state(run: _Run, partial: dict[str, Any] | None = None) -> dict[str, Any]:
     state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
              "scheduler": run.scheduler.state_dict(),
              "rng": rng_state(run.loader, run.attack_generator),
-             "metrics": run.metrics, "best": run.best}
+             "metrics": run.metrics, "best": run.best, "fingerprint": run.fingerprint.as_dict()}
     if partial is not None:
         state["partial"] = partial
     return state
@@ -138,9 +146,19 @@ def _state(run: _Run, partial: dict[str, Any] | None = None) -> dict[str, Any]:
 def _resume(run: _Run, checkpoint_dir: str | Path, log: Callable[[str], None]
             ) -> tuple[int, dict[str, int | None] | None, dict[str, Any] | None]:
     """Load the newest readable checkpoint into ``run``: ``(first epoch to run, where the run
-    resumed from or None, the interrupted epoch's partial sums or None)``."""
+    resumed from or None, the interrupted epoch's partial sums or None)``. A checkpoint of
+    other settings, data or code is not resumed: the folder's checkpoints are set aside as
+    ``epoch-NNNN.pt.stale-<what changed>`` and the run starts fresh."""
     checkpoint = load_latest_checkpoint(checkpoint_dir, log=log)
     if checkpoint is None:
+        return 1, None, None
+    changes = run.fingerprint.changes(checkpoint.get("fingerprint"))
+    if changes:
+        suffix = "stale-" + "-".join(changes)
+        moved = set_aside_checkpoints(checkpoint_dir, suffix)
+        log(f"not resuming: the checkpoints in {checkpoint_dir} were written with other "
+            f"{describe(changes)}; set aside as {', '.join(p.name for p in moved)}; training "
+            "starts fresh")
         return 1, None, None
     run.model.load_state_dict(checkpoint["model"])
     run.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -183,7 +201,7 @@ def _train_epoch(run: _Run, epoch: int, partial: dict[str, Any] | None,
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         run.optimizer.step()
-        run.scheduler.step()
+        run.scheduler.batch_done()
         loss_sum += loss.detach() * len(y)
         correct += (logits.argmax(1) == y).sum()
         seen += len(y)
@@ -208,10 +226,13 @@ def train_model(
     device: torch.device | None = None,
     log: Callable[[str], None] = print,
     stop_requested: Callable[[], bool] = lambda: False,
+    fingerprint: Fingerprint | None = None,
 ) -> TrainResult:
     """Train ``model`` (a [0,1]-input model from ``create_model``) with ``settings``.
 
-    Resumes from the newest readable checkpoint in ``checkpoint_dir``; raises
+    Resumes from the newest readable checkpoint in ``checkpoint_dir`` when its fingerprint
+    matches ``fingerprint`` (the job's: settings, split files, code; by default
+    ``run_fingerprint(settings)``, which leaves the data out of the comparison); raises
     :class:`NonFiniteLossError` on a NaN/inf loss. ``stop_requested`` is polled after each
     batch: when it returns True (a preemption signal arrived), training writes a checkpoint at
     that batch and raises ``InterruptedError``; a rerun continues from the next batch,
@@ -219,10 +240,11 @@ def train_model(
     """
     device = device or select_device()
     seed_everything(settings.seed)
-    run = _start(model, train_split, settings, device)
+    run = _start(model, train_split, settings, device, fingerprint or run_fingerprint(settings))
     first_epoch, resumed_from, partial = _resume(run, checkpoint_dir, log)
     for epoch in range(first_epoch, settings.epochs + 1):
         row = _train_epoch(run, epoch, partial, checkpoint_dir, stop_requested)
+        run.scheduler.epoch_done()
         partial = None
         start = time.perf_counter() - row.pop("time_s")
         test_acc = clean_accuracy(run.forward, *test_split, device=device,
@@ -252,6 +274,6 @@ def _result(run: _Run, resumed_from: dict[str, int | None] | None) -> TrainResul
         state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
         selected = settings.epochs
     return TrainResult(state_dict=state, metrics=run.metrics, selected_epoch=selected,
-                       resumed_from=resumed_from,
+                       resumed_from=resumed_from, fingerprint=run.fingerprint.digests(),
                        info={"device": str(run.device), "bf16": run.bf16,
                              "channels_last": run.memory_format == torch.channels_last})

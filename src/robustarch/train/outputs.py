@@ -26,6 +26,8 @@ class TrainResult:
     # None: trained from scratch in one go; else {"epoch": last finished epoch, "batch": batches
     # of the next epoch done (None when resumed at an epoch boundary)}
     resumed_from: dict[str, int | None] | None
+    # the run's fingerprint digests (robustarch.train.fingerprint): settings, data, code
+    fingerprint: dict[str, str | None] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -50,6 +52,7 @@ def save_trained_model(path: str | Path, result: TrainResult, settings: Training
         "resumed": resumed is not None,
         "resumed_from_epoch": None if resumed is None else resumed["epoch"],
         "resumed_from_batch": None if resumed is None else resumed["batch"],
+        "fingerprint": dict(result.fingerprint),
         "robustarch_version": __version__,
         "torch_version": str(torch.__version__),
         **{k: v for k, v in result.info.items() if isinstance(v, str | bool | int | float)},

@@ -44,7 +44,7 @@ def _decode(data: bytes, resize: int, crop: int) -> Any:
     "imagenette", display_name="ImageNette", archive=ARCHIVE, train_samples=9469,
     test_samples=3925, image_size=TEST_CROP, num_classes=NUM_CLASSES,
     mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),  # ImageNet statistics
-    crop="resized_crop_flip", autoaugment="imagenet",
+    crop="resized_crop", autoaugment="imagenet",  # the authors': no flip
     budgets={"linf": "8/255", "l2": 8.0, "l1": 1600},  # the paper's
     # No published ImageNette-C: its corruptions are generated from the test split.
     corruption_archive=None, job_mem_mb=24000, job_cpus=8,
