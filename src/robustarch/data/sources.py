@@ -11,7 +11,7 @@ from typing import Any
 
 from .registry import ArchiveSpec, archives
 
-__all__ = ["ARCHIVES", "CORRUPTIONS", "SEVERITIES", "ArchiveSpec"]
+__all__ = ["ARCHIVES", "CORRUPTIONS", "SEVERITIES", "ArchiveSpec"]  # noqa: F822 (lazy)
 
 # The 15 corruptions of the benchmark (the validation corruptions are not used by the paper).
 CORRUPTIONS = (
