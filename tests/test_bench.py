@@ -72,6 +72,11 @@ def _document(gpu=None) -> dict:
                             reference="ART", batch_size=128, eps=10.0, steps=20,
                             clean_accuracy=0.9, ours_robust_accuracy=0.2,
                             reference_robust_accuracy=0.3),
+        Record.from_samples("attack_paper_pgd_l2", [120.0], [100.0], "images/s",
+                            reference="foolbox 3.0.4 L2ProjectedGradientDescentAttack",
+                            reference_timing="in process", batch_size=128, eps=1.5, steps=20,
+                            clean_accuracy=0.9, ours_robust_accuracy=0.31,
+                            reference_robust_accuracy=0.3),
         Record.from_samples("plan", [4.0], [10.0], "s", jobs=956),
     ]
     return results_document(
@@ -90,7 +95,7 @@ def test_json_has_machine_versions_and_records(tmp_path):
     assert {"machine", "versions", "records"} <= set(doc)
     assert doc["versions"]["torch"] == torch.__version__.split("+")[0] or doc["versions"]["torch"]
     names = [r["name"] for r in doc["records"]]
-    assert names == ["train", "attack_pgd_linf", "attack_pgd_l1", "plan"]
+    assert names == ["train", "attack_pgd_linf", "attack_pgd_l1", "attack_paper_pgd_l2", "plan"]
     for r in doc["records"]:
         assert set(r) >= {"name", "ours", "reference", "unit", "ratio"}
         assert r["ratio"] == pytest.approx(speedup(r["ours"], r["reference"], r["unit"]))
@@ -107,6 +112,13 @@ def test_goals_check_ratio_and_strength():
                     {"ours_robust_accuracy": 0.5, "reference_robust_accuracy": 0.4})
     (row,) = check_goals([weaker])
     assert row["ratio"] == 2.0 and not row["not_weaker"] and not row["met"]
+    # The paper protocol's records must agree with their library (within 2 points), either way.
+    assert goals["attack_paper_pgd_l2"]["met"] and goals["attack_paper_pgd_l2"]["agrees"]
+    for ours in (0.27, 0.33):
+        apart = Record("attack_paper_pgd_linf", 2.0, 1.0, "images/s",
+                       {"ours_robust_accuracy": ours, "reference_robust_accuracy": 0.3})
+        (row,) = check_goals([apart])
+        assert not row["agrees"] and not row["met"] and "not_weaker" not in row
 
 
 def test_markdown_reports_records_goals_precision_and_missing_gpu():
@@ -117,6 +129,10 @@ def test_markdown_reports_records_goals_precision_and_missing_gpu():
     assert "does not change" not in text and "**changes**" in text  # bf16 flipped an outcome
     assert "No GPU was available for these figures" in text
     assert "**no**" in text  # the l1 goal is reported as not met
+    # the paper protocol's comparison has its own table, its goal its own condition
+    assert ("| `attack_paper_pgd_l2` | foolbox 3.0.4 L2ProjectedGradientDescentAttack | 128 | "
+            "1.5 | 20 | 0.900 | 0.310 | 0.300 | in process |") in text
+    assert "≥ 1.0 and within 2 points | yes |" in text
 
 
 def test_markdown_gpu_section():
@@ -220,6 +236,64 @@ def test_compare_attack_quick(digits, norm, eps):
     assert record.ours > 0 and record.reference > 0
     for key in ("clean_accuracy", "ours_robust_accuracy", "reference_robust_accuracy"):
         assert 0 <= record.details[key] <= 1
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("linf", 8 / 255), ("l2", 1.5), ("l1", 10.0)])
+def test_compare_paper_attack_quick(digits, norm, eps):
+    """Ours vs foolbox 3.0.4 (in process) or ART 1.16.0 (its worker): with foolbox, both draw
+    the same random starts, so they reach the same robust accuracy."""
+    from robustarch.bench.art116 import art116_missing
+    from robustarch.bench.attacks import compare_paper_attack
+
+    if norm == "l1" and art116_missing():
+        pytest.skip(art116_missing())
+    pytest.importorskip("foolbox")
+    model = _tiny_cnn().eval()
+    x = digits["x_test"][:8].float() / 255
+    y = digits["y_test"][:8]
+    settings = PGDSettings(name=f"pgd_{norm}", norm=norm, eps=eps, steps=2,
+                           step_size=0.075 * eps, random_start=True, early_stop=True)
+    record = compare_paper_attack(model, x, y, settings, warmup=1, repeats=2)
+    assert record.name == f"attack_paper_pgd_{norm}"
+    assert record.ours > 0 and record.reference > 0 and record.details["repeats"] == 2
+    for key in ("clean_accuracy", "ours_robust_accuracy", "reference_robust_accuracy"):
+        assert 0 <= record.details[key] <= 1
+    if norm != "l1":
+        assert record.details["ours_robust_accuracy"] == record.details[
+            "reference_robust_accuracy"]
+
+
+def test_art116_setup_is_the_readmes_and_cis(repo, monkeypatch, tmp_path):
+    """The ART 1.16.0 directory is made by one command, the same in the README's setup, in CI
+    and in the message of the tests that skip without it."""
+    import sys
+
+    from robustarch.bench import art116
+
+    assert art116.SETUP_COMMAND in (repo / "README.md").read_text()
+    assert art116.SETUP_COMMAND + "\n" in (repo / ".ci" / "run").read_text()
+    monkeypatch.setattr(sys, "prefix", str(tmp_path))
+    assert art116.art116_dir() == tmp_path / "art-1.16.0"
+    assert art116.SETUP_COMMAND in art116.art116_missing()
+    with pytest.raises(FileNotFoundError, match="not installed"):
+        art116.Art116L1(_tiny_cnn(), torch.zeros(1, 3, 32, 32), torch.zeros(1), eps=1.0,
+                        eps_step=0.1, max_iter=1)
+
+
+class _OnlyHere(nn.Linear):
+    """A model class the ART worker cannot import (tests/ is not on its path)."""
+
+
+def test_art116_worker_failure_is_reported():
+    """A worker that dies (here: unpickling a model whose class it cannot import) raises, with
+    the worker's error in the message, and leaves no process behind."""
+    from robustarch.bench import art116
+
+    if art116.art116_missing():
+        pytest.skip(art116.art116_missing())
+    with pytest.raises(RuntimeError, match=r"(?s)worker exited with status 1.*test_bench"):
+        art116.Art116L1(_OnlyHere(3, 10), torch.zeros(1, 3), torch.zeros(1), eps=1.0,
+                        eps_step=0.1, max_iter=1)
 
 
 def test_evaluate_attack_bf16_and_precision_check(digits):

@@ -8,6 +8,10 @@ Workloads (all on scikit-learn's bundled digits, 3x32x32, so nothing is download
   briefly adversarially trained first (FGSM with a random start, a few epochs; robust
   accuracy then lies strictly between 0 and the clean accuracy, so "not weaker" means
   something).
+* ``attack_paper_pgd_*``: the same budgets, steps and step sizes on the same model, the paper
+  protocol's PGD (:mod:`robustarch.attacks.paper_pgd`) against the authors' libraries
+  (foolbox 3.0.4; ART 1.16.0 in its worker process, skipped with a message when its
+  directory is missing).
 * ``plan``: ``snakemake -n`` over the repository's ``config.yaml``.
 * bf16 evaluation check on the same model; GPU figures when CUDA is available.
 """
@@ -114,7 +118,8 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
         gpu: bool | None = None, only: tuple[str, ...] | None = None,
         progress=print) -> dict[str, Any]:
     """Run the suite; returns the JSON document (see :mod:`robustarch.bench.records`)."""
-    from robustarch.bench.attacks import compare_attack
+    from robustarch.bench.art116 import art116_missing
+    from robustarch.bench.attacks import compare_attack, compare_paper_attack
     from robustarch.bench.goals import check_goals
     from robustarch.bench.planning import time_plan
     from robustarch.bench.precision import bf16_check
@@ -160,10 +165,16 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
             x = data["x_test"][:count].to(dev).float().div(255)
             y = data["y_test"][:count].to(dev)
             progress(f"attack {name}: {count} images, {settings.steps} steps")
-            records.append(compare_attack(model, x, y, settings, warmup=sizes.attack_warmup,
-                                          repeats=repeats, model_description=ATTACK_MODEL,
-                                          arch=TRAIN_ARCH, progress=progress,
-                                          fold_batchnorm=config["evaluation"]["fold_batchnorm"]))
+            common = dict(warmup=sizes.attack_warmup, repeats=repeats,
+                          model_description=ATTACK_MODEL, arch=TRAIN_ARCH, progress=progress,
+                          fold_batchnorm=config["evaluation"]["fold_batchnorm"])
+            records.append(compare_attack(model, x, y, settings, **common))
+            missing = art116_missing() if settings.norm == "l1" else None
+            if missing is not None:
+                progress(f"paper protocol {name}: skipped: {missing}")
+                continue
+            progress(f"paper protocol {name}: {count} images, {settings.steps} steps")
+            records.append(compare_paper_attack(model, x, y, settings, **common))
     if "precision" in wanted:
         progress("bf16 evaluation check")
         n = sizes.precision_samples
