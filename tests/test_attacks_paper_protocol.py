@@ -19,7 +19,7 @@ from torch import nn
 
 from robustarch.attacks import art116_pgd_l1, foolbox_pgd, paper_pgd, pgd
 from robustarch.bench.art116 import Art116L1, art116_missing
-from robustarch.data.digits import load_digits_tensors
+from robustarch.data.datasets.digits import load_digits_tensors
 
 BUDGETS = {"linf": 8 / 255, "l2": 1.5, "l1": 40.0}
 STEPS = 20
