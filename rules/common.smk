@@ -52,17 +52,32 @@ wildcard_constraints:
     attack=r"[a-z0-9_]+",
 
 
-def attacks_for(method):
-    """The attacks evaluated for a training method (clean first); every pgd_linf_l1-<lambda>
-    shares the pgd_linf_l1 entry."""
-    return ["clean"] + list(RUN["attacks"].get(parse_method(method)[0], []))
+def is_strong_model(dataset, arch, method):
+    """Whether a model is one of Table 1's adversarially trained ones, which the strong
+    protocol evaluates too (run.strong_attacks)."""
+    return (
+        dataset in RUN["datasets"]
+        and arch in RUN["architectures"]
+        and method in RUN["methods"]
+        and method != "vanilla"
+    )
+
+
+def attacks_for(dataset, arch, method):
+    """The attacks evaluated for a model (clean first): its method's (every
+    pgd_linf_l1-<lambda> shares the pgd_linf_l1 entry), then the strong protocol's for Table
+    1's adversarially trained models."""
+    attacks = ["clean"] + list(RUN["attacks"].get(parse_method(method)[0], []))
+    if is_strong_model(dataset, arch, method):
+        attacks += [a for a in RUN["strong_attacks"] if a not in attacks]
+    return attacks
 
 
 def outcome_files(wildcards):
     model_dir = MODEL_DIR.format(**wildcards)
     return {
         attack: f"{model_dir}/eval/{attack}.parquet"
-        for attack in attacks_for(wildcards.method)
+        for attack in attacks_for(wildcards.dataset, wildcards.arch, wildcards.method)
     }
 
 
@@ -74,8 +89,30 @@ def summaries(dataset):
     ]
 
 
-def table1_name(dataset):
-    return "table1" if dataset == PRIMARY else f"table1_{dataset}"
+def table1_name(dataset, protocol=""):
+    """results/table1{protocol}[_<dataset>]: the primary dataset's table has no suffix."""
+    name = f"table1{protocol}"
+    return name if dataset == PRIMARY else f"{name}_{dataset}"
+
+
+def strong_counterparts():
+    """Each strong attack's paper counterpart: the paper attack (run.worst_case) of its norm,
+    a PGD one where there are several (pgd_linf for pgd_linf_es, not aa_linf)."""
+    paper = [a for a in RUN["worst_case"] if a in config["attacks"]]
+    pairs = {}
+    for strong in RUN["strong_attacks"]:
+        norm = config["attacks"][strong]["norm"]
+        same = [a for a in paper if config["attacks"][a]["norm"] == norm]
+        same.sort(key=lambda a: config["attacks"][a]["kind"] != "pgd")
+        if same:
+            pairs[strong] = same[0]
+    return pairs
+
+
+def strong_targets():
+    if not RUN["strong_attacks"]:
+        return []
+    return [f"{RESULTS}/{table1_name(d, '_strong')}.tex" for d in RUN["datasets"]]
 
 
 STUDIES = config["studies"]
@@ -140,6 +177,7 @@ def all_targets():
     return (
         [f"{RESULTS}/architectures.csv"]
         + [f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]]
+        + strong_targets()
         + study_targets()
         + corruption_targets()
         + analysis_targets()
@@ -175,9 +213,9 @@ def attack_state_path(wildcards):
 
 
 def table1_dataset(wildcards):
-    dataset = (
-        PRIMARY if wildcards.name == "table1" else wildcards.name[len("table1_") :]
-    )
+    """The dataset of results/table1[_strong][_<dataset>].tex."""
+    stem = "table1_strong" if wildcards.name.startswith("table1_strong") else "table1"
+    dataset = wildcards.name[len(stem) + 1 :] or PRIMARY
     if dataset not in RUN["datasets"]:
         raise WorkflowError(
             f"results/{wildcards.name}.tex: dataset {dataset!r} is not in run.datasets"

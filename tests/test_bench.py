@@ -24,7 +24,7 @@ from robustarch.bench.records import (
 from robustarch.bench.timing import interleaved
 from robustarch.evaluate import batch_size as bs
 from robustarch.models import create_model
-from robustarch.settings import Adversary, PGDSettings
+from robustarch.settings import Adversary, PGDAlgorithm, PGDSettings
 
 
 def _tiny_cnn() -> nn.Module:
@@ -230,7 +230,8 @@ def test_compare_attack_quick(digits, norm, eps):
     x = digits["x_test"][:8].float() / 255
     y = digits["y_test"][:8]
     settings = PGDSettings(name=f"pgd_{norm}", norm=norm, eps=eps, steps=2, step_size=eps / 4,
-                           random_start=True, early_stop=True)
+                           random_start=True, early_stop=True,
+                           algorithm=PGDAlgorithm.ROBUSTARCH)
     record = compare_attack(model, x, y, settings, warmup=0, repeats=1)
     assert record.name == f"attack_pgd_{norm}"
     assert record.ours > 0 and record.reference > 0
@@ -251,8 +252,10 @@ def test_compare_paper_attack_quick(digits, norm, eps):
     model = _tiny_cnn().eval()
     x = digits["x_test"][:8].float() / 255
     y = digits["y_test"][:8]
+    algorithm = PGDAlgorithm.ART_1_16 if norm == "l1" else PGDAlgorithm.FOOLBOX
     settings = PGDSettings(name=f"pgd_{norm}", norm=norm, eps=eps, steps=2,
-                           step_size=0.075 * eps, random_start=True, early_stop=True)
+                           step_size=0.075 * eps, random_start=True, early_stop=False,
+                           algorithm=algorithm)
     record = compare_paper_attack(model, x, y, settings, warmup=1, repeats=2)
     assert record.name == f"attack_paper_pgd_{norm}"
     assert record.ours > 0 and record.reference > 0 and record.details["repeats"] == 2
@@ -303,7 +306,8 @@ def test_evaluate_attack_bf16_and_precision_check(digits):
     model = _tiny_cnn().eval()
     x, y = digits["x_test"][:16], digits["y_test"][:16]
     settings = {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255, "steps": 2,
-                "step_size": 2 / 255, "random_start": True, "early_stop": True}
+                "step_size": 2 / 255, "random_start": True, "early_stop": True,
+                      "algorithm": "robustarch"}
     fp32 = evaluate_attack(model, x, y, settings, batch_size=8)
     again = evaluate_attack(model, x, y, settings, batch_size=8, bf16=False)
     assert fp32.equals(again)  # fp32 stays the default
@@ -418,7 +422,8 @@ def test_eval_batch_size_on_cpu_uses_configured(tmp_path):
     y = torch.zeros(10, dtype=torch.long)
     meta = {"arch": "cnn", "scale": "tiny", "image_size": 32}
     settings = PGDSettings(name="pgd_linf", norm="linf", eps=8 / 255, steps=2,
-                           step_size=2 / 255, random_start=True, early_stop=True)
+                           step_size=2 / 255, random_start=True, early_stop=True,
+                           algorithm=PGDAlgorithm.ROBUSTARCH)
     cache = tmp_path / "sizes.json"
     cpu = torch.device("cpu")
     assert bs.eval_batch_size(model, x, y, settings, configured=123, device=cpu, meta=meta,

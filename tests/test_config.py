@@ -130,12 +130,15 @@ def test_dataset_facts_come_from_the_modules_and_overrides_merge(paper_config, s
     resolved = _validate(config, schema)
     assert resolved["datasets"]["cifar10"] == {
         "image_size": 64, "num_classes": 10, "mean": [0.4914, 0.4822, 0.4465],
-        "std": [0.2023, 0.1994, 0.2010], "augment": {"crop": "crop_flip", "autoaugment": None}}
-    imagenette = dataset_spec("imagenette")
-    assert resolved["datasets"]["imagenette"] == imagenette.config_facts()
+        "std": [0.2023, 0.1994, 0.2010],
+        "augment": {"crop": "crop_flip", "autoaugment": None, "autoaugment_impl": "authors"}}
+    facts = dataset_spec("imagenette").config_facts()
+    facts["augment"]["autoaugment_impl"] = "authors"  # the schema's default, filled in
+    assert resolved["datasets"]["imagenette"] == facts
     assert attack_settings(resolved, "pgd_l2", "imagenette").eps == 4.0  # the override
     assert attack_settings(resolved, "pgd_l2", "cifar10").eps == 1.5  # the module's
-    assert attack_settings(resolved, "pgd_l1", "imagenette").eps == imagenette.budgets["l1"]
+    budget = dataset_spec("imagenette").budgets["l1"]
+    assert attack_settings(resolved, "pgd_l1", "imagenette").eps == budget
     train = training_settings(resolved, "cifar10", "resnet", "vanilla")
     assert train.image_size == 64 and train.augment.autoaugment is None
     assert train.augment.crop == "crop_flip"
@@ -159,6 +162,7 @@ def test_a_dataset_without_a_budget_for_the_norm_needs_one_in_the_config(paper_c
     datasets = dict(registered_datasets())
     datasets["cifar10"] = dataclasses.replace(datasets["cifar10"], budgets={"linf": "8/255"})
     config = copy.deepcopy(paper_config)
+    config["run"]["strong_attacks"] = []  # the apgd attacks are not evaluated then
     with pytest.raises(ConfigError) as info:
         _validate(config, schema, known_datasets=datasets)
     message = str(info.value)
@@ -186,3 +190,34 @@ def test_cifar100_needs_no_config_entries(paper_config, schema):
     for attack in resolved["attacks"]:  # CIFAR-10's budgets
         assert attack_settings(resolved, attack, "cifar100") == attack_settings(
             resolved, attack, "cifar10")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"algorithm": "foolbox", "norm": "l1"}, "attacks.x.algorithm': foolbox has no l1 PGD"),
+    ({"algorithm": "art_1_16", "norm": "linf"}, "art_1_16 has no linf PGD"),
+    ({"algorithm": "foolbox", "early_stop": True},
+     "attacks.x.early_stop': only algorithm robustarch stops early"),
+])
+def test_pgd_algorithms_refuse_what_they_do_not_implement(paper_config, schema, change,
+                                                          message):
+    config = copy.deepcopy(paper_config)
+    config["attacks"]["x"] = {"kind": "pgd", "norm": "linf", **change}
+    config["run"]["strong_attacks"] = ["x"]
+    with pytest.raises(ConfigError, match=message):
+        _validate(config, schema)
+
+
+def test_the_two_protocols_resolve_to_their_algorithms(paper_config, schema):
+    from robustarch.settings import PGDAlgorithm
+
+    config = _validate(paper_config, schema)
+    algorithms = {name: attack_settings(config, name, "cifar10").algorithm
+                  for name in ("pgd_linf", "pgd_l2", "pgd_l1", "pgd_linf_es", "pgd_l1_sparse")}
+    assert algorithms == {"pgd_linf": PGDAlgorithm.FOOLBOX, "pgd_l2": PGDAlgorithm.FOOLBOX,
+                          "pgd_l1": PGDAlgorithm.ART_1_16,
+                          "pgd_linf_es": PGDAlgorithm.ROBUSTARCH,
+                          "pgd_l1_sparse": PGDAlgorithm.ROBUSTARCH}
+    assert not attack_settings(config, "pgd_linf", "cifar10").early_stop  # the last iterate
+    assert attack_settings(config, "pgd_linf_es", "cifar10").early_stop
+    l1 = attack_settings(config, "pgd_l1", "cifar10")
+    assert l1.step_size == pytest.approx(1.5 * 40 / 20)  # the authors' eps_step

@@ -40,17 +40,19 @@ def test_model_file_roundtrip_and_per_sample_outcomes(trained, digits):
     attacked = evaluate_attack(
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
                       "steps": 5, "step_size": 2 / 255,
-                      "random_start": True, "early_stop": True}, batch_size=50, seed=0)
+                      "random_start": True, "early_stop": True,
+                      "algorithm": "robustarch"}, batch_size=50, seed=0)
     assert attacked["correct"].mean() < clean["correct"].mean()
     again = evaluate_attack(
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
                       "steps": 5, "step_size": 2 / 255,
-                      "random_start": True, "early_stop": True}, batch_size=50, seed=0)
+                      "random_start": True, "early_stop": True,
+                      "algorithm": "robustarch"}, batch_size=50, seed=0)
     assert attacked.equals(again)  # seeded random start: reproducible
     last_iterate = evaluate_attack(
         model, x, y, {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255,
                       "steps": 5, "step_size": 2 / 255, "random_start": True,
-                      "early_stop": False},
+                      "early_stop": False, "algorithm": "robustarch"},
         batch_size=50, seed=0)
     # The default early stop scores each sample's first misclassified point: never weaker.
     assert not (attacked["correct"] & ~last_iterate["correct"]).any()
@@ -118,6 +120,24 @@ def test_worst_case_uses_only_the_listed_attacks():
     assert summarize({"clean": frames["clean"]}, worst_case=["pgd"])["worst_case"] is None
 
 
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 40).flatmap(
+    lambda n: st.lists(st.lists(st.booleans(), min_size=n, max_size=n), min_size=2, max_size=6)),
+    st.integers(1, 5))
+def test_worst_case_all_covers_every_attack_run(outcomes, paper):
+    """worst_case_all (every attack present, clean excluded) <= the paper's worst case <= every
+    paper attack; and it equals Eq. 2 over all of them."""
+    frames = {"clean": _frame([True] * len(outcomes[0]))}
+    frames |= {f"a{i}": _frame(c) for i, c in enumerate(outcomes)}
+    members = [f"a{i}" for i in range(min(paper, len(outcomes)))]
+    summary = summarize(frames, worst_case=members)
+    assert summary["worst_case_all_attacks"] == [f"a{i}" for i in range(len(outcomes))]
+    assert summary["worst_case_all"] <= summary["worst_case"] + 1e-12
+    assert summary["worst_case"] <= min(summary["accuracy"][a] for a in members) + 1e-12
+    expected = np.logical_and.reduce([np.array(c) for c in outcomes]).mean()
+    assert summary["worst_case_all"] == pytest.approx(expected)
+
+
 def test_misaligned_files_are_refused(tmp_path):
     write_outcomes(_frame([1, 1, 0]), tmp_path / "clean.parquet")
     write_outcomes(_frame([1, 0]), tmp_path / "pgd.parquet")
@@ -137,3 +157,22 @@ def test_rows_are_matched_by_sample_index_not_file_order(tmp_path):
     write_outcomes(b, tmp_path / "b.parquet")
     frames = read_outcomes({"a": tmp_path / "a.parquet", "b": tmp_path / "b.parquet"})
     assert summarize(frames, ["a", "b"])["worst_case"] == pytest.approx(2 / 3)
+
+
+def test_paper_algorithms_evaluate_as_the_library_attacks_compute(trained, digits):
+    """evaluate_attack with a paper-protocol PGD gives the labels paper_pgd finds, batch by
+    batch from one seeded generator."""
+    from robustarch.attacks import paper_pgd
+
+    model, _ = load_trained_model(trained)
+    x, y = digits["x_test"][:40], digits["y_test"][:40]
+    for norm, eps, algorithm in (("linf", 8 / 255, "foolbox"), ("l1", 10.0, "art_1_16")):
+        settings = {"name": f"pgd_{norm}", "kind": "pgd", "norm": norm, "eps": eps, "steps": 3,
+                    "step_size": 0.075 * eps, "random_start": True, "early_stop": False,
+                    "algorithm": algorithm}
+        frame = evaluate_attack(model, x, y, settings, batch_size=40, seed=3)
+        generator = torch.Generator().manual_seed(3)
+        _, expected = paper_pgd(model, x.float() / 255, y, norm=norm, eps=eps, steps=3,
+                                step_size=0.075 * eps, generator=generator,
+                                return_predictions=True)
+        assert frame["prediction"].tolist() == expected.tolist()

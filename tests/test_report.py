@@ -119,3 +119,33 @@ def test_l1_penalty_figure_data_and_plot(tmp_path):
     figure3(frame, tmp_path / "fig.pdf", arch="resnet")
     assert (tmp_path / "fig.pdf").read_bytes().startswith(b"%PDF")
     assert [p.name for p in tmp_path.iterdir()] == ["fig.pdf"]
+
+
+def test_strong_table_ranks_and_correlates_the_two_protocols():
+    from robustarch.report.strong import P_ROW, RHO_ROW, spearman, strong_frame
+
+    archs = pd.DataFrame([{"name": n, "category": c} for n, c in
+                          [("vit", "Transformer"), ("pvtv2", "Hybrid"), ("resnet", "CNN"),
+                           ("vgg", "CNN")]])
+    # (clean, paper pgd_linf, strong pgd_linf_es, paper worst case, worst case over all)
+    numbers = {"vit": (0.8, 0.40, 0.38, 0.30, 0.20), "pvtv2": (0.8, 0.50, 0.45, 0.40, 0.35),
+               "resnet": (0.9, 0.45, 0.30, 0.35, 0.25), "vgg": (0.85, 0.30, 0.29, 0.20, 0.15)}
+    summaries = [{"dataset": "cifar10", "arch": a, "method": "pgd_linf", "n": 100,
+                  "accuracy": {"clean": c, "pgd_linf": p, "pgd_linf_es": s},
+                  "worst_case": w, "worst_case_all": wa}
+                 for a, (c, p, s, w, wa) in numbers.items()]
+    summaries.append({**summaries[0], "method": "vanilla"})  # other methods are ignored
+    frame, rho = strong_frame(summaries, archs, "cifar10", strong_attacks=["pgd_linf_es"],
+                              counterparts={"pgd_linf_es": "pgd_linf"})
+    assert frame["architecture"].tolist() == ["ViT", "PVTv2", "VGG", "ResNet"]  # paper order
+    assert frame["category"].tolist() == ["Transformer", "Hybrid", "CNN", "CNN"]
+    assert frame["worst_case_all"].tolist() == pytest.approx([20, 35, 15, 25])
+    assert frame["rank_paper"].tolist() == [3, 1, 4, 2]
+    assert frame["rank_strong"].tolist() == [3, 1, 4, 2]
+    assert rho["architecture"].tolist() == [RHO_ROW, P_ROW]
+    # pgd_linf (40, 50, 30, 45) vs pgd_linf_es (38, 45, 29, 30): ranks 3 1 4 2 vs 2 1 4 3
+    assert rho.loc[0, "pgd_linf_es"] == pytest.approx(0.8)
+    assert rho.loc[0, "worst_case_all"] == pytest.approx(1.0)
+    assert 0 <= rho.loc[1, "pgd_linf_es"] <= 1
+    assert all(pd.isna(v) for v in spearman([1, 2], [2, 1]))  # too few pairs to say
+    assert spearman([1, None, 3, 4], [1, 5, 3, 4])[0] == pytest.approx(1.0)  # missing: dropped

@@ -174,7 +174,8 @@ def _resolve_datasets(config: dict[str, Any], datasets: Mapping[str, DatasetSpec
 
 def _used_attacks(config: dict[str, Any]) -> set[str]:
     """The configured attacks the run evaluates."""
-    used = set(config["run"]["worst_case"]).union(*config["run"]["attacks"].values())
+    run = config["run"]
+    used = set(run["worst_case"]).union(run["strong_attacks"], *run["attacks"].values())
     return used & set(config["attacks"])
 
 
@@ -201,12 +202,9 @@ def _cross_reference_problems(
     for method, attacks in run["attacks"].items():
         problems += _unknown("attack", f"run.attacks.{method}", attacks, attack_names)
     problems += _unknown("attack", "run.worst_case", run["worst_case"], attack_names)
+    problems += _unknown("attack", "run.strong_attacks", run["strong_attacks"], attack_names)
     for name in sorted(_used_attacks(config)):
-        spec = config["attacks"][name]
-        if spec["kind"] == "autoattack" and spec["version"] == "custom" and not spec.get(
-            "components"
-        ):
-            problems.append(f"config key 'attacks.{name}.components': required for version custom")
+        problems += _attack_problems(name, config["attacks"][name])
     problems += _study_problems(config, known_architectures)
     table_dataset = config["report"]["table1_dataset"]
     if table_dataset not in run["datasets"]:
@@ -221,6 +219,28 @@ def _cross_reference_problems(
             parse_budget(value)
         except ConfigError as exc:
             problems.append(f"config key '{key}': {exc}")
+    return problems
+
+
+# The norms each PGD algorithm implements (robustarch.attacks.pgd / paper_pgd).
+_PGD_NORMS = {"robustarch": ("linf", "l2", "l1"), "foolbox": ("linf", "l2"), "art_1_16": ("l1",)}
+
+
+def _attack_problems(name: str, spec: Mapping[str, Any]) -> list[str]:
+    """The settings of one attack that do not go together."""
+    key = f"attacks.{name}"
+    if spec["kind"] == "autoattack":
+        if spec["version"] == "custom" and not spec.get("components"):
+            return [f"config key '{key}.components': required for version custom"]
+        return []
+    algorithm = spec["algorithm"]
+    problems = []
+    if spec["norm"] not in _PGD_NORMS[algorithm]:
+        problems.append(f"config key '{key}.algorithm': {algorithm} has no {spec['norm']} PGD; "
+                        f"its norms: {', '.join(_PGD_NORMS[algorithm])}")
+    if spec["early_stop"] and algorithm != "robustarch":
+        problems.append(f"config key '{key}.early_stop': only algorithm robustarch stops "
+                        f"early; {algorithm} scores the last iterate (set early_stop: false)")
     return problems
 
 

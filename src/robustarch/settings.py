@@ -178,9 +178,20 @@ class CleanSettings:
     kind: AttackKind = AttackKind.CLEAN
 
 
+class PGDAlgorithm(StrEnum):
+    """Whose PGD: ours (:func:`robustarch.attacks.pgd`: exact ℓ2/ℓ1 projections, sparse ℓ1
+    steps, optional per-sample early stop), or the paper's libraries' as
+    :mod:`robustarch.attacks.paper_pgd` reproduces them (foolbox 3.0.4 for ℓ∞/ℓ2, ART 1.16.0
+    for ℓ1; last iterate)."""
+
+    ROBUSTARCH = "robustarch"
+    FOOLBOX = "foolbox"
+    ART_1_16 = "art_1_16"
+
+
 @dataclass(frozen=True)
 class PGDSettings:
-    """Projected gradient descent (:func:`robustarch.attacks.pgd`)."""
+    """Projected gradient descent: ``algorithm`` says whose (:class:`PGDAlgorithm`)."""
 
     name: str
     norm: str  # "linf", "l2" or "l1"
@@ -188,7 +199,8 @@ class PGDSettings:
     steps: int
     step_size: float
     random_start: bool
-    early_stop: bool
+    early_stop: bool  # robustarch's only: the libraries score the last iterate
+    algorithm: PGDAlgorithm
     kind: AttackKind = AttackKind.PGD
 
 
@@ -220,7 +232,8 @@ def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> Att
     if spec["kind"] == AttackKind.PGD:
         return PGDSettings(name=attack, norm=spec["norm"], eps=eps, steps=spec["steps"],
                            step_size=spec["step_size_ratio"] * eps,
-                           random_start=spec["random_start"], early_stop=spec["early_stop"])
+                           random_start=spec["random_start"], early_stop=spec["early_stop"],
+                           algorithm=PGDAlgorithm(spec["algorithm"]))
     components = spec.get("components")  # only version "custom" has them (the schema says so)
     return AutoAttackSettings(name=attack, norm=spec["norm"], eps=eps, version=spec["version"],
                               components=None if components is None else tuple(components),
@@ -248,6 +261,8 @@ def attack_from_mapping(settings: Mapping[str, Any] | AttackSettings) -> AttackS
     values = {n: settings[n] for n in names if n in settings}
     if cls is AutoAttackSettings and values["components"] is not None:
         values["components"] = tuple(values["components"])
+    if cls is PGDSettings:
+        values["algorithm"] = PGDAlgorithm(values["algorithm"])
     return cls(**values)
 
 

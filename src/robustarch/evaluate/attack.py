@@ -17,8 +17,14 @@ import torch
 from torch import nn
 
 from ..atomic import remove_temporaries, write_parquet
-from ..attacks import autoattack, pgd
-from ..settings import AttackKind, AttackSettings, attack_from_mapping
+from ..attacks import autoattack, paper_pgd, pgd
+from ..settings import (
+    AttackKind,
+    AttackSettings,
+    PGDAlgorithm,
+    PGDSettings,
+    attack_from_mapping,
+)
 
 OUTCOME_COLUMNS = ["index", "label", "prediction", "correct"]
 _AA_NORMS = {"linf": "Linf", "l2": "L2", "l1": "L1"}
@@ -91,15 +97,25 @@ def _batched_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         xb = x[start:start + batch_size].to(device).float().div_(255)
         yb = y[start:start + batch_size].to(device)
         if settings.kind is AttackKind.PGD:
-            # The labels the attack saw: with early stop, exactly those that stopped it.
-            _, predicted = pgd(
-                model, xb, yb, norm=settings.norm, eps=settings.eps, steps=settings.steps,
-                step_size=settings.step_size, random_start=settings.random_start,
-                generator=generator, early_stop=settings.early_stop, return_predictions=True)
+            predicted = _pgd_predictions(model, xb, yb, settings, generator)
         else:
             predicted = _predict(model, xb)
         parts.append(predicted.cpu())
     return torch.cat(parts)
+
+
+def _pgd_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     settings: PGDSettings, generator: torch.Generator) -> torch.Tensor:
+    """The labels the attack saw at its returned points (with early stop, exactly those that
+    stopped it): ours, or the paper's libraries' algorithm."""
+    common = dict(norm=settings.norm, eps=settings.eps, steps=settings.steps,
+                  step_size=settings.step_size, random_start=settings.random_start,
+                  generator=generator, return_predictions=True)
+    if settings.algorithm is PGDAlgorithm.ROBUSTARCH:
+        _, predicted = pgd(model, x, y, early_stop=settings.early_stop, **common)
+    else:  # foolbox (l-inf, l2) or ART 1.16 (l1), as the config's validation pairs them
+        _, predicted = paper_pgd(model, x, y, **common)
+    return predicted
 
 
 def write_outcomes(frame: pd.DataFrame, path: str | Path) -> None:

@@ -45,6 +45,24 @@ def write_table1(*, summaries: Iterable[str | Path], architectures: str | Path, 
     log(frame.to_string())
 
 
+def write_table1_strong(*, summaries: Iterable[str | Path], architectures: str | Path,
+                        dataset: str, strong_attacks: Sequence[str],
+                        counterparts: Mapping[str, str], tex: str | Path, csv: str | Path,
+                        log: Log) -> None:
+    """The two protocols side by side for ``dataset``; the ρ rows close both files."""
+    from .strong import pairs_caption, strong_frame
+
+    frame, rho = strong_frame(read_json_files(summaries), pd.read_csv(architectures), dataset,
+                              strong_attacks=strong_attacks, counterparts=counterparts)
+    both = pd.concat([frame, rho], ignore_index=True)
+    write_table(both, tex, csv,
+                caption=f"Table 1, strong protocol ({dataset}): accuracy (%) of PGD-Linf "
+                        "trained models under the strong attacks, worst case over every "
+                        "attack, ranks by either worst case; Spearman rho pairs: "
+                        f"{pairs_caption(counterparts)}")
+    log(both.to_string())
+
+
 def write_study_table(*, study: str, dataset: str, architectures: Sequence[str],
                       summaries: Iterable[str | Path], tex: str | Path, csv: str | Path,
                       log: Log) -> None:

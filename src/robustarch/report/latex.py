@@ -15,6 +15,9 @@ HEADERS = {
     "aa_linf": "AA-Linf", "pgd_l2": "PGD-L2", "pgd_l1": "PGD-L1", "apgd_l2": "APGD-L2",
     "apgd_l1": "APGD-L1", "worst_case": "Worst-case", "stages": "Stages",
     "patch_size": "Patch size", "activation": "Activation",
+    "pgd_linf_es": "PGD-Linf (ES)", "pgd_l2_es": "PGD-L2 (ES)", "pgd_l1_sparse": "PGD-L1 (sparse)",
+    "worst_case_all": "Worst-case (all)", "rank_paper": "Rank (paper)",
+    "rank_strong": "Rank (strong)",
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from .names import display_name, paper_order
-from .table1 import PAPER_ATTACKS, accuracy_columns, by_model, extra_attacks
+from .table1 import PAPER_ATTACKS, accuracy_columns, by_model
 
 
 def study_frame(summaries: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]],
@@ -22,7 +22,7 @@ def study_frame(summaries: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[s
     give missing cells, so a table can be built from a partial study."""
     summaries = list(summaries)
     models = by_model(summaries)
-    attacks = PAPER_ATTACKS + extra_attacks(s for s in summaries if s["method"] == at_method)
+    attacks = PAPER_ATTACKS  # the studies use the paper protocol
     records = []
     for row in rows:
         labels = {k: v for k, v in row.items() if k != "arch"}

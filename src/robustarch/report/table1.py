@@ -1,5 +1,7 @@
 """Table 1 in the paper's layout: vanilla and PGD-ℓ∞ trained models of every architecture, their
-clean accuracy, accuracy under each attack and the sample-wise worst case, in percent."""
+clean accuracy, accuracy under each of the paper's attacks (the paper protocol) and the
+sample-wise worst case over them, in percent. The strong protocol's columns are in
+:mod:`robustarch.report.strong`."""
 
 from __future__ import annotations
 
@@ -10,8 +12,7 @@ import pandas as pd
 
 from .names import display_name, paper_order
 
-PAPER_ATTACKS = ["pgd_linf", "aa_linf", "pgd_l2", "pgd_l1"]
-EXTRA_ATTACKS = ["apgd_l2", "apgd_l1"]  # beyond the paper; other attacks follow alphabetically
+PAPER_ATTACKS = ["pgd_linf", "aa_linf", "pgd_l2", "pgd_l1"]  # in the paper's column order
 
 
 def percent(value: float | None) -> float | None:
@@ -23,13 +24,6 @@ def by_model(summaries: Iterable[Mapping[str, Any]], dataset: str | None = None
     """``summary.json`` contents by ``(arch, method)`` (of ``dataset`` only, when given)."""
     return {(s["arch"], s["method"]): s for s in summaries
             if dataset is None or s["dataset"] == dataset}
-
-
-def extra_attacks(at_summaries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Attacks beyond the paper's four that the AT models were evaluated with, in order."""
-    found = {a for s in at_summaries for a in s["accuracy"] if a != "clean"}
-    return [a for a in EXTRA_ATTACKS if a in found] + sorted(
-        found - set(PAPER_ATTACKS) - set(EXTRA_ATTACKS))
 
 
 def accuracy_columns(vanilla: Mapping[str, Any] | None, at: Mapping[str, Any] | None,
@@ -61,7 +55,7 @@ def table1_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataF
     """
     models = by_model(summaries, dataset)
     archs = sorted({arch for arch, _ in models}, key=paper_order)
-    attacks = PAPER_ATTACKS + extra_attacks(s for (_, m), s in models.items() if m == "pgd_linf")
+    attacks = PAPER_ATTACKS
     size = _image_size(architectures, dataset)
     rows = []
     for arch in archs:
