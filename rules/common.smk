@@ -52,23 +52,13 @@ wildcard_constraints:
     attack=r"[a-z0-9_]+",
 
 
-def is_strong_model(dataset, arch, method):
-    """Whether a model is one of Table 1's adversarially trained ones, which the strong
-    protocol evaluates too (run.strong_attacks)."""
-    return (
-        dataset in RUN["datasets"]
-        and arch in RUN["architectures"]
-        and method in RUN["methods"]
-        and method != "vanilla"
-    )
-
-
-def attacks_for(dataset, arch, method):
+def attacks_for(method):
     """The attacks evaluated for a model (clean first): its method's (every
-    pgd_linf_l1-<lambda> shares the pgd_linf_l1 entry), then the strong protocol's for Table
-    1's adversarially trained models."""
+    pgd_linf_l1-<lambda> shares the pgd_linf_l1 entry), then, for every adversarially trained
+    model, the strong protocol's, so that each of the paper's findings can be checked under
+    both protocols."""
     attacks = ["clean"] + list(RUN["attacks"].get(parse_method(method)[0], []))
-    if is_strong_model(dataset, arch, method):
+    if method != "vanilla":
         attacks += [a for a in RUN["strong_attacks"] if a not in attacks]
     return attacks
 
@@ -77,7 +67,7 @@ def outcome_files(wildcards):
     model_dir = MODEL_DIR.format(**wildcards)
     return {
         attack: f"{model_dir}/eval/{attack}.parquet"
-        for attack in attacks_for(wildcards.dataset, wildcards.arch, wildcards.method)
+        for attack in attacks_for(wildcards.method)
     }
 
 
