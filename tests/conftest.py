@@ -41,6 +41,7 @@ def tiny_settings_dict(**overrides) -> dict:
     """:func:`tiny_settings` as plain values (what the fault-injection driver reads as JSON)."""
     settings = dict(
         epochs=2, batch_size=64, lr=3e-3, weight_decay=0.01, betas=[0.9, 0.999],
+        regularization=dict(drop_path=0.0, dropout=0.0),
         warmup_epochs=1, min_lr=1e-4, schedule="per_epoch", selection="last", seed=0,
         adversary=dict(eps=8 / 255, steps=2, step_size=4 / 255, random_start=True),
         bf16=False, channels_last=False, compile=False, fold_batchnorm=True, method="vanilla",

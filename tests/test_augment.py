@@ -21,6 +21,7 @@ from robustarch.data.augment import (
     _SIGNED_OPS,
     IMPLEMENTATIONS,
     _apply_op,
+    _crop_boxes,
     _magnitude,
     _sample_autoaugment_params,
     _sample_resized_crop_boxes,
@@ -250,6 +251,115 @@ def test_resized_crop_without_flip_never_flips():
         my, mx = math.ceil(48 / bh / 2) + 1, math.ceil(48 / bw / 2) + 1
         d = (out[b].int() - ref.int())[:, my:48 - my, mx:48 - mx].abs().max()
         assert d <= 1, (b, d)
+
+
+# ------------------------------------------------ resized crop of full frames (ImageNette)
+
+# Frames (true height, width) on one 24 x 40 canvas, the layout of robustarch.data.splits: top
+# left, a portrait frame (height > width) stored transposed.
+CANVAS = (24, 40)
+FRAMES = [(20, 36), (36, 20), (24, 24), (9, 40)]
+PAD = 255
+
+
+def canvas_of(frames: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, C, 24, 40) canvas (padding PAD) of (C, h, w) frames, and their (B, 2) sizes."""
+    x = torch.full((len(frames), frames[0].shape[0], *CANVAS), PAD, dtype=frames[0].dtype)
+    for i, f in enumerate(frames):
+        stored = f.transpose(1, 2) if f.shape[1] > f.shape[2] else f
+        x[i, :, :stored.shape[1], :stored.shape[2]] = stored
+    return x, torch.tensor([f.shape[1:] for f in frames], dtype=torch.int64)
+
+
+def coordinate_frame(h: int, w: int) -> torch.Tensor:
+    """Float frame: channel 0 its row, channel 1 its column, channel 2 a constant 100."""
+    rows = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
+    cols = torch.arange(w, dtype=torch.float32)[None, :].expand(h, w)
+    return torch.stack([rows, cols, torch.full((h, w), 100.0)])
+
+
+@pytest.mark.parametrize(("hw", "scale", "ratio"), [((24, 40), (0.08, 1.0), (3 / 4, 4 / 3)),
+                                                   ((50, 50), (0.99, 1.0), (2.0, 3.0)),
+                                                   ((30, 90), (0.99, 1.0), (0.5, 1.0))])
+def test_per_image_boxes_equal_the_fixed_size_boxes(hw, scale, ratio):
+    """Sizes given per image draw the same numbers and give the same boxes (fallback too)."""
+    h, w = hw
+    fixed = _sample_resized_crop_boxes(500, h, w, scale, ratio, generator=gen(30))
+    heights, widths = torch.full((500,), h), torch.full((500,), w)
+    per_image = _sample_resized_crop_boxes(500, heights, widths, scale, ratio, generator=gen(30))
+    assert torch.equal(fixed, per_image)
+
+
+def test_per_image_fallback_matches_torchvision_for_each_size():
+    sizes = [(60, 40), (30, 90), (50, 50), (90, 30)]
+    heights, widths = (torch.tensor(v) for v in zip(*sizes, strict=True))
+    boxes = _sample_resized_crop_boxes(4, heights, widths, (1.0, 1.0), (0.8, 1.2),
+                                       generator=gen(31))
+    for (h, w), box in zip(sizes, boxes.tolist(), strict=True):
+        if h == w:  # a square frame fits at ratio 1 (a fitting try, not the fallback)
+            assert box == [0, 0, h, w]
+            continue
+        p = T.RandomResizedCrop(8, scale=(1.0, 1.0), ratio=(0.8, 1.2)).make_params(
+            [torch.zeros(3, h, w)])
+        assert box == [p["top"], p["left"], p["height"], p["width"]], (h, w)
+
+
+def test_full_frame_crops_reach_every_edge_of_the_true_frame_and_never_the_padding():
+    """Many crops of each frame: their boxes cover the frame edge to edge and stay inside it;
+    the crops' pixels come from the frame (rows 0..h-1, columns 0..w-1, in the frame's own
+    orientation even when it is stored transposed) and never from the padding."""
+    n = 600
+    frames = [coordinate_frame(h, w) for h, w in FRAMES]
+    x, sizes = canvas_of(frames)
+    x, sizes = x.repeat_interleave(n, 0), sizes.repeat_interleave(n, 0)
+    boxes = _sample_resized_crop_boxes(len(x), sizes[:, 0], sizes[:, 1], (0.08, 1.0),
+                                       (3 / 4, 4 / 3), generator=gen(32))
+    top, left, bh, bw = boxes.T
+    assert ((top >= 0) & (left >= 0) & (top + bh <= sizes[:, 0])
+            & (left + bw <= sizes[:, 1])).all()
+    out = random_resized_crop_flip(x, size=48, sizes=sizes, generator=gen(33))
+    assert out.shape == (len(x), 3, 48, 48)
+    for i, (h, w) in enumerate(FRAMES):
+        rows = slice(i * n, (i + 1) * n)
+        assert top[rows].min() == 0 and (top + bh)[rows].max() == h, (h, w)
+        assert left[rows].min() == 0 and (left + bw)[rows].max() == w, (h, w)
+        crops = out[rows]
+        # Upscaled crops sample their edge pixels at the clamped border: the edge values (up to
+        # float rounding of the sampling grid).
+        for channel, last in ((0, h - 1), (1, w - 1)):
+            low, high = crops[:, channel].amin().item(), crops[:, channel].amax().item()
+            assert low == pytest.approx(0, abs=1e-4) and high == pytest.approx(last, abs=1e-4)
+        assert (crops[:, 2] - 100).abs().max() < 1e-4  # no padding (255) blended in
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_full_frame_crop_equals_torchvision_resized_crop_of_the_true_frame(flip):
+    """For fixed boxes, each crop is torchvision's resized_crop of the true frame (bilinear, no
+    antialias), whether the frame is stored as is or transposed; the ring within half an input
+    pixel of the crop edge is excluded (we clamp at the frame border, torchvision at the crop's)."""
+    frames = [natural_images(1, h, w, seed=40 + i)[0] for i, (h, w) in enumerate(FRAMES)]
+    x, sizes = canvas_of(frames)
+    boxes = torch.tensor([[3, 5, 15, 20], [10, 2, 20, 15], [0, 0, 24, 24], [1, 20, 8, 20]])
+    flipped = torch.full((len(frames),), flip)
+    size = 40
+    out = _crop_boxes(x, boxes, size, flipped, sizes)
+    for b, (top, left, bh, bw) in enumerate(boxes.tolist()):
+        ref = TF.resized_crop(frames[b], top, left, bh, bw, [size, size],
+                              interpolation=T.InterpolationMode.BILINEAR, antialias=False)
+        ref = ref.flip(-1) if flip else ref
+        my, mx = math.ceil(size / bh / 2) + 1, math.ceil(size / bw / 2) + 1
+        d = (out[b].int() - ref.int())[:, my:size - my, mx:size - mx].abs().max()
+        assert d <= 1, (b, d)
+
+
+def test_full_frames_filling_the_canvas_crop_like_whole_images():
+    """Frames of the canvas' own (landscape) size: the same draws and, up to float rounding of
+    the two grid computations, the same crops as without sizes."""
+    x = natural_images(64, 24, 40, seed=50)
+    sizes = torch.tensor([[24, 40]] * 64)
+    plain = random_resized_crop_flip(x, size=32, generator=gen(51))
+    framed = random_resized_crop_flip(x, size=32, sizes=sizes, generator=gen(51))
+    assert (plain.int() - framed.int()).abs().max() <= 1
 
 
 # ---------------------------------------------------------------- AutoAugment: torchvision

@@ -127,27 +127,50 @@ def test_unreachable_url_names_url_and_manual_path(tmp_path):
     assert not dest.exists() and not list(dest.parent.glob(f".{dest.name}.*"))
 
 
-def test_imagenette_archive_decodes_to_fixed_sizes(tmp_path):
+def test_imagenette_archive_decodes_full_training_frames(tmp_path):
+    """Training frames keep their whole image: short side 256 (long side at most 512), padded
+    on one canvas with their true sizes, portrait frames transposed; test images are Resize(256)
+    + CenterCrop(224). The frames (PIL width x height) are landscape, portrait and very wide."""
     from PIL import Image
 
     archive = tmp_path / "imagenette2-320.tgz"
     wnids = [f"n{i:08d}" for i in range(10)]
+    shapes = [(400, 320), (320, 400), (1100, 320)]  # PIL (width, height)
+    expected_sizes = []
     with tarfile.open(archive, "w:gz") as tar:
-        for split, count in [("train", 2), ("val", 1)]:
+        for split, count in [("train", 3), ("val", 1)]:
             for c, wnid in enumerate(wnids):
                 for k in range(count):
                     buffer = io.BytesIO()
-                    Image.new("RGB", (400, 320), (20 * c,) * 3).save(buffer, "JPEG", quality=95)
-                    data = buffer.getvalue()
-                    _add(tar, f"imagenette2-320/{split}/{wnid}/img{k}.JPEG", data)
+                    image = Image.new("RGB", shapes[k], (20 * c,) * 3)
+                    if split == "train" and k == 1:  # a portrait frame, bright in its top rows
+                        image.paste((250, 250, 250), (0, 0, 320, 40))
+                    image.save(buffer, "JPEG", quality=95)
+                    _add(tar, f"imagenette2-320/{split}/{wnid}/img{k}.JPEG", buffer.getvalue())
+                    if split == "train":
+                        expected_sizes.append({0: (256, 320), 1: (320, 256), 2: (148, 512)}[k])
         _add(tar, "imagenette2-320/noisy_imagenette.csv", b"path,label\n")
     data = load_imagenette_archive(archive, md5=_md5(archive))
-    assert data["x_train"].shape == (20, 3, 256, 256)
+    x, sizes = data["x_train"], data["sizes_train"]
+    assert x.shape == (30, 3, 256, 512) and x.dtype == torch.uint8
+    assert sorted(map(tuple, sizes.tolist())) == sorted(expected_sizes)
     assert data["x_test"].shape == (10, 3, 224, 224)
-    assert sorted(data["y_train"].tolist()) == sorted(list(range(10)) * 2)
+    assert sorted(data["y_train"].tolist()) == sorted(list(range(10)) * 3)
+    for i, (h, w) in enumerate(sizes.tolist()):
+        rows, cols = min(h, w), max(h, w)
+        assert not x[i, :, rows:].any() and not x[i, :, :, cols:].any()  # zero padding only
+        if h > w:  # portrait, stored transposed: its bright top rows are the left columns
+            assert x[i, :, :rows, :30].float().mean() > 240
+            assert x[i, :, :rows, 60:cols].float().mean() < 200
     # class index follows sorted wnids; the flat colour survives JPEG to within a few levels
     label = data["y_test"][3].item()
     assert abs(data["x_test"][3].float().mean().item() - 20 * label) < 3
+    # the split files keep the sizes, and only a reader asking for them gets the frames
+    save_split(tmp_path / "train.pt", x, data["y_train"], sizes)
+    x2, y2, sizes2 = load_split(tmp_path / "train.pt", with_sizes=True)
+    assert torch.equal(x2, x) and torch.equal(y2, data["y_train"]) and torch.equal(sizes2, sizes)
+    with pytest.raises(ValueError, match="full frames.*with_sizes=True"):
+        load_split(tmp_path / "train.pt")
 
 
 def test_digits_split_is_fixed_and_stratified(digits):
@@ -168,9 +191,15 @@ def test_split_roundtrip_and_corrupt_split(tmp_path):
     save_split(tmp_path / "train.pt", x, y)
     x2, y2 = load_split(tmp_path / "train.pt")
     assert torch.equal(x, x2) and torch.equal(y, y2)
+    x3, y3, sizes = load_split(tmp_path / "train.pt", with_sizes=True)
+    assert torch.equal(x3, x) and torch.equal(y3, y) and sizes is None  # fixed-size images
     (tmp_path / "bad.pt").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="not a readable dataset split.*delete it"):
         load_split(tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match="not within the 8x8 canvas"):
+        save_split(tmp_path / "frames.pt", x, y, torch.tensor([[8, 9]] * 5))
+    with pytest.raises(ValueError, match=r"int64 of shape \(5, 2\)"):
+        save_split(tmp_path / "frames.pt", x, y, torch.tensor([[8, 8]] * 4))
 
 
 def test_unknown_dataset_lists_the_registered_ones():

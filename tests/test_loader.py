@@ -102,3 +102,53 @@ def test_resized_crop_has_no_flip_and_resized_crop_flip_flips(monkeypatch):
 def test_unknown_crop_is_refused():
     with pytest.raises(ValueError, match="unknown crop 'pad'.*crop_flip, resized_crop"):
         make_augmentation(Augmentation("pad", None, "authors"), 32)
+
+
+# --- full frames (ImageNette's training split) ------------------------------------------------
+
+RESIZED_CROP = Augmentation(crop="resized_crop", autoaugment=None, autoaugment_impl="authors")
+
+
+def _frames(n: int = 40):
+    """Frames of value 50 on a 20x36 canvas of 255s: landscape 16x36 and portrait 30x20 (stored
+    transposed), with their sizes."""
+    x = torch.full((n, 3, 20, 36), 255, dtype=torch.uint8)
+    sizes = torch.tensor([(16, 36) if i % 2 else (30, 20) for i in range(n)])
+    for i, (h, w) in enumerate(sizes.tolist()):
+        rows, cols = min(h, w), max(h, w)
+        x[i, :, :rows, :cols] = 50
+    return x, torch.arange(n), sizes  # one label per image: batches show their indices
+
+
+def test_full_frames_reach_the_crop_with_their_sizes(monkeypatch):
+    x, y, sizes = _frames()
+    seen = []
+    real = augment.random_resized_crop_flip
+
+    def spy(images, **kwargs):
+        seen.append(kwargs["sizes"])
+        return real(images, **kwargs)
+
+    monkeypatch.setattr(augment, "random_resized_crop_flip", spy)
+    loader = DeviceLoader(x, y, sizes, batch_size=16, shuffle=True, seed=1,
+                          augmentation=make_augmentation(RESIZED_CROP, 24))
+    batches = list(loader)
+    assert [tuple(xb.shape) for xb, _ in batches] == [(16, 3, 24, 24)] * 2 + [(8, 3, 24, 24)]
+    order = torch.cat([yb for _, yb in batches])
+    assert sorted(order.tolist()) == list(range(40))
+    assert torch.equal(torch.cat(seen), sizes[order])  # each batch's own frame sizes
+    # every crop lies inside its frame: only the frame's 50s, never the canvas' 255s
+    assert all(torch.equal(xb, torch.full_like(xb, 50 / 255)) for xb, _ in batches)
+
+
+def test_full_frames_need_a_resized_crop():
+    x, y, sizes = _frames(8)
+    with pytest.raises(ValueError, match="no augmentation given"):
+        DeviceLoader(x, y, sizes, batch_size=4, shuffle=False)
+    with pytest.raises(ValueError, match="not within the 20x36 canvas"):
+        DeviceLoader(x, y, sizes * 2, batch_size=4, shuffle=False,
+                     augmentation=make_augmentation(RESIZED_CROP, 24))
+    loader = DeviceLoader(x, y, sizes, batch_size=4, shuffle=False,
+                          augmentation=make_augmentation(CROP_FLIP, 32))
+    with pytest.raises(ValueError, match="full frames.*augment.crop is 'crop_flip'"):
+        next(iter(loader))

@@ -98,13 +98,17 @@ def registry(monkeypatch):
     return registry
 
 
-def _toy(num_classes: int, image_size: int, width: int, depth: int = 1, act: str = "gelu"):
+def _toy(num_classes: int, image_size: int, width: int, depth: int = 1, act: str = "gelu", *,
+         dropout: float = 0.0):
     act_layer = {"gelu": torch.nn.GELU, "relu": torch.nn.ReLU}[act]
     layers = [torch.nn.Conv2d(3, width, 3, padding=1), act_layer()]
     for _ in range(depth - 1):
         layers += [torch.nn.Conv2d(width, width, 3, padding=1), act_layer()]
     return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                               torch.nn.Linear(width, num_classes))
+                               torch.nn.Dropout(dropout), torch.nn.Linear(width, num_classes))
+
+
+TOY_NO_DROP_PATH = {"drop_path": "the toy has no residual branches"}
 
 
 def _register_toy(registry, name="toynet", **overrides):
@@ -113,7 +117,7 @@ def _register_toy(registry, name="toynet", **overrides):
         paper_params_m=0.5, description="toy family",
         variants={"deep": registry.Variant({"depth": 3}, "toy, three convs", 0.75),
                   "wide": registry.Variant({"width": 16}, "toy, 16 channels at both scales")},
-        relu_twin="toy with ReLU",
+        relu_twin="toy with ReLU", no_regularization=TOY_NO_DROP_PATH,
     )
     return registry.register_family(name, **{**kwargs, **overrides})
 
@@ -176,8 +180,8 @@ def test_family_helper_checks_configurations_against_the_builder(registry):
     with pytest.raises(ValueError, match="'missing' at scale 'paper'"):
         _register_toy(registry, name="missing", sizes={"paper": {}, "tiny": {"width": 4}})
 
-    def no_act(num_classes, image_size, width):
-        return _toy(num_classes, image_size, width)
+    def no_act(num_classes, image_size, width, *, dropout):
+        return _toy(num_classes, image_size, width, dropout=dropout)
 
     with pytest.raises(ValueError, match="-relu twin of 'noact' needs no_act to take act="):
         _register_toy(registry, name="noact", build=no_act, variants={})
@@ -189,12 +193,13 @@ def test_family_helper_checks_configurations_against_the_builder(registry):
 def test_builds_do_not_share_configuration(registry):
     """Each build gets its own copy of the scale's data, so a builder editing it is harmless."""
 
-    def greedy(num_classes, image_size, widths):
+    def greedy(num_classes, image_size, widths, *, dropout):
         widths.append(99)
-        return _toy(num_classes, image_size, widths[0])
+        return _toy(num_classes, image_size, widths[0], dropout=dropout)
 
     registry.register_family("greedy", category="CNN", build=greedy, description="edits its input",
-                             sizes={"paper": {"widths": [8]}, "tiny": {"widths": [4]}})
+                             sizes={"paper": {"widths": [8]}, "tiny": {"widths": [4]}},
+                             no_regularization=TOY_NO_DROP_PATH)
     for _ in range(2):
         assert _convs(registry.create_model("greedy", 10, 32, "tiny")) == [4]
     assert registry.model_info("greedy").family == "greedy"
@@ -213,3 +218,99 @@ def test_family_modules_register_only_through_the_family_helper():
         assert "functools.partial" not in source, f"{path.name} registers a partial"
         assert source.count("\nregister_family(") == 1, path.name  # one family per module
         assert 'scale == "paper"' not in source and "scale ==" not in source, path.name
+
+
+def test_family_helper_passes_the_rates_and_refuses_what_a_family_cannot_apply(registry):
+    _register_toy(registry)
+    drop = [m for m in registry.create_model("toynet-deep", 10, 32, "tiny", dropout=0.25).modules()
+            if isinstance(m, torch.nn.Dropout)]
+    assert [m.p for m in drop] == [0.25]
+    info = registry.model_info("toynet-relu")
+    assert info.regularizers == ("dropout",) and info.no_regularization == TOY_NO_DROP_PATH
+    with pytest.raises(ValueError, match="'toynet' cannot apply drop_path=0.1: the toy has no "
+                                         "residual branches.*training.regularization.drop_path"):
+        registry.create_model("toynet", 10, 32, "tiny", drop_path=0.1)
+    for bad in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ValueError, match=r"dropout must be a number in \[0, 1\)"):
+            registry.create_model("toynet", 10, 32, "tiny", dropout=bad)
+    # Every regularizer is applied (a builder keyword) or explained, never both, never neither.
+    with pytest.raises(ValueError, match=r"'silent'.*neither: \['drop_path'\]"):
+        _register_toy(registry, name="silent", no_regularization=None)
+    with pytest.raises(ValueError, match=r"'both'.*both: \['dropout'\]"):
+        _register_toy(registry, name="both", no_regularization={**TOY_NO_DROP_PATH,
+                                                                "dropout": "no place"})
+    with pytest.raises(ValueError, match="unknown regularizers"):
+        _register_toy(registry, name="typo", no_regularization={**TOY_NO_DROP_PATH,
+                                                                "drop_pth": "typo"})
+    assert not {"silent", "both", "typo"} & set(registry.list_models())
+
+
+# --- regularization, registry-wide ------------------------------------------------------------
+
+FAMILIES = sorted({model_info(n).family for n in list_models()})
+
+
+def _rates(model: torch.nn.Module) -> dict[str, set[float]]:
+    """Every dropout and drop-path rate in ``model``, found by walking its modules: torch's
+    dropout modules, any module with a ``drop_prob`` (timm's, vit-pytorch's and our DropPath)
+    and our attention modules' ``attn_dropout`` (a float, for the fused attention kernel)."""
+    rates: dict[str, set[float]] = {"dropout": set(), "drop_path": set()}
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            rates["dropout"].add(round(float(module.p), 6))
+        if hasattr(module, "drop_prob"):
+            rates["drop_path"].add(round(float(module.drop_prob), 6))
+        if hasattr(module, "attn_dropout"):
+            rates["dropout"].add(round(float(module.attn_dropout), 6))
+    return rates
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_no_model_has_dropout_or_drop_path_by_default(name):
+    """The default (training.regularization 0) is no regularization anywhere, including the
+    libraries' own defaults (timm's Swin: stochastic depth 0.1; vit-pytorch's CCT: attention
+    dropout and stochastic depth 0.1)."""
+    for size in (32, 224):
+        rates = _rates(create_model(name, 10, size, "tiny"))
+        assert rates["dropout"] <= {0.0} and rates["drop_path"] <= {0.0}, (size, rates)
+
+
+def _build(name, seed=0, **rates):
+    torch.manual_seed(seed)
+    return create_model(name, 10, 32, "tiny", **rates)
+
+
+def _train_forward(model, seed):
+    """A training-mode forward pass with the global RNG (what dropout draws from) at ``seed``."""
+    model.train()
+    torch.manual_seed(seed)
+    return model(torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(7)))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_rates_reach_every_family_and_change_no_parameter(family):
+    info = model_info(family)
+    assert set(info.regularizers) | set(info.no_regularization) == {"drop_path", "dropout"}
+    rates = {"drop_path": 0.3, "dropout": 0.4}
+    for key in info.no_regularization:  # a rate the architecture has no place for: refused
+        with pytest.raises(ValueError, match=f"cannot apply {key}=0.3|cannot apply {key}=0.4"):
+            _build(family, **{key: rates[key]})
+        rates.pop(key)
+    plain, regularized = _build(family), _build(family, **rates)
+    found = _rates(regularized)
+    if "dropout" in rates:
+        assert max(found["dropout"]) == pytest.approx(0.4)
+    if "drop_path" in rates:  # linear from 0 at the first residual block to 0.3 at the last
+        assert max(found["drop_path"]) == pytest.approx(0.3) and min(found["drop_path"]) < 0.3
+    # The same parameters and initial weights, so either model's file loads into the other.
+    a, b = plain.state_dict(), regularized.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    with torch.no_grad():
+        # Eval mode: the same function (before training-mode passes move BatchNorm statistics).
+        x = torch.rand(4, 3, 32, 32)
+        assert torch.equal(plain.eval()(x), regularized.eval()(x))
+        # Training mode: no randomness at rate 0; every rate draws some.
+        assert torch.equal(_train_forward(plain, 1), _train_forward(plain, 2))
+        for key, rate in rates.items():
+            one = _build(family, **{key: rate})
+            assert not torch.equal(_train_forward(one, 1), _train_forward(one, 2)), key

@@ -55,10 +55,32 @@ def test_vit_patch_variants():
     assert model_info("vit-p4").paper_params_m == 9.78
     for p in (8, 4, 2):
         assert model_info(f"vit-p{p}").family == "vit"
-        for size in (32, 224):
+        # The name gives the patch at 32 px (Table 3's study); over 64 px patches are 4x larger,
+        # so each variant keeps its grid relative to vit's (7x7, 14x14, 28x28 at 224 px).
+        for size, patch in ((32, p), (64, p), (224, 4 * p)):
             net = create_model(f"vit-p{p}", 10, size, "tiny").net
-            assert net.patch_embed.kernel_size == (p, p)
-            assert net.pos_embed.shape[1] == (size // p) ** 2 + 1
+            assert net.patch_embed.kernel_size == (patch, patch)
+            assert net.pos_embed.shape[1] == (size // patch) ** 2 + 1
+
+
+def test_plain_patch_families_get_the_imagenet_grid_at_224px():
+    """ViT, CPVT and MLP-Mixer cut 16 px patches at 224 px: the 14x14 grid of ViT-B/16 and of
+    the other families' ImageNet stems (CeiT, CCT), not 56x56 tokens of 4 px."""
+    grids = {}
+    for name in ("vit", "cpvt", "mlpmixer", "ceit", "cct"):
+        net = create_model(name, 10, 224, "tiny").net
+        if name == "cct":
+            grids[name] = net.classifier.positional_emb.shape[1]
+        elif name == "mlpmixer":
+            assert net.stem.kernel_size == (16, 16)
+            grids[name] = net.blocks[0].token_mlp.net[0].in_features
+        elif name == "cpvt":
+            assert net.patch_embed.kernel_size == (16, 16)
+            grids[name] = net.grid**2
+        else:
+            grids[name] = net.pos_embed.shape[1] - 1
+    assert set(grids.values()) == {14 * 14}, grids
+    assert create_model("cpvt", 10, 32, "tiny").net.grid == 8  # 32 px: patch 4 as before
 
 
 def test_vit_paper_config():

@@ -351,8 +351,9 @@ def test_paper_recipe_is_the_authors(paper_config, schema):
     import copy
 
     from robustarch.config import training_settings, validate_config
+    from robustarch.data.registry import dataset_spec
 
-    known = ["cifar10", "imagenette", "digits"]
+    known = {name: dataset_spec(name) for name in ("cifar10", "imagenette", "digits")}
     config = validate_config(copy.deepcopy(paper_config), schema, known_datasets=known)
     cifar = training_settings(config, "cifar10", "resnet", "pgd_linf")
     assert (cifar.bf16, cifar.schedule, cifar.warmup_epochs, cifar.min_lr) == (
@@ -369,4 +370,74 @@ def test_paper_recipe_is_the_authors(paper_config, schema):
     defaults = validate_config(bare, schema, known_datasets=known)
     assert defaults["training"]["bf16"] is False
     assert defaults["training"]["schedule"] == "per_epoch"
+    # no dropout or drop-path for any family, in the paper config and by default
+    assert defaults["training"]["regularization"] == {"drop_path": 0.0, "dropout": 0.0}
+    assert as_dict(cifar.regularization) == {"drop_path": 0.0, "dropout": 0.0}
     assert defaults["datasets"]["cifar10"]["augment"]["autoaugment_impl"] == "authors"
+
+
+def _imagenette_like(n: int = 128, seed: int = 0):
+    """Full frames as ImageNette's training split stores them, scaled down: landscape and
+    portrait frames (the portrait ones transposed) on a 24 x 40 canvas with their sizes; class
+    = brightness (0: dark, 1: bright), so the crops keep the label. And a 32 px test split."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 2
+    sizes = torch.tensor([(24, 40) if i % 3 else (36, 24) for i in range(n)])
+    x = torch.zeros(n, 3, 24, 40, dtype=torch.uint8)
+    for i, (h, w) in enumerate(sizes.tolist()):
+        level = 60 + 120 * int(y[i])
+        noise = torch.randint(0, 40, (3, min(h, w), max(h, w)), generator=g, dtype=torch.uint8)
+        x[i, :, :min(h, w), :max(h, w)] = noise + level
+    test_y = torch.arange(40) % 2
+    test_x = (torch.randint(0, 40, (40, 3, 32, 32), generator=g) + 60 + 120 * test_y[:, None,
+              None, None]).to(torch.uint8)
+    return (x, y, sizes), (test_x, test_y)
+
+
+FRAME_AUGMENT = dict(crop="resized_crop", autoaugment="imagenet", autoaugment_impl="authors")
+
+
+def test_training_on_full_frames_crops_them_and_learns(tmp_path):
+    """ImageNette's recipe on full frames: RandomResizedCrop over each whole frame (its sizes
+    from the split), then AutoAugment, no flip."""
+    train, test = _imagenette_like()
+    settings = tiny_settings(epochs=4, lr=1e-2, batch_size=32, augment=FRAME_AUGMENT)
+    result = train_model(_model(), train, test, settings, checkpoint_dir=tmp_path,
+                         device=torch.device("cpu"), log=lambda m: None)
+    assert [r["epoch"] for r in result.metrics] == [1, 2, 3, 4]
+    assert all(math.isfinite(r["train_loss"]) for r in result.metrics)
+    assert result.metrics[-1]["test_clean_acc"] > 0.8  # brightness survives crop + AutoAugment
+
+
+def test_training_job_records_the_regularization_and_evaluation_rebuilds_it(tmp_path):
+    """The job builds the model with training.regularization and reads full-frame splits;
+    model.pt records the rates; load_trained_model rebuilds that model."""
+    from robustarch.data.splits import save_split
+    from robustarch.evaluate.loading import load_trained_model
+    from robustarch.train.job import run_training_job
+
+    (x, y, sizes), (test_x, test_y) = _imagenette_like(n=64)
+    save_split(tmp_path / "train.pt", x, y, sizes)
+    save_split(tmp_path / "test.pt", test_x, test_y)
+    settings = tiny_settings(arch="vit", epochs=1, batch_size=32, augment=FRAME_AUGMENT,
+                             regularization=dict(drop_path=0.2, dropout=0.1))
+    logs = []
+    run_training_job(train=tmp_path / "train.pt", test=tmp_path / "test.pt", settings=settings,
+                     model_path=tmp_path / "model.pt", metrics_path=tmp_path / "metrics.csv",
+                     checkpoint_dir=tmp_path / "ckpt", log=logs.append)
+    assert "drop-path 0.2, dropout 0.1" in logs[0]
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["regularization"] == {"drop_path": 0.2, "dropout": 0.1}
+    model, meta = load_trained_model(tmp_path / "model.pt")
+    drop_paths = [m.drop_prob for m in model.modules() if hasattr(m, "drop_prob")]
+    dropouts = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert max(drop_paths) == pytest.approx(0.2) and set(dropouts) == {0.1}
+    assert not model.training and meta["regularization"] == saved["regularization"]
+    # A model file from before the key: rebuilt without regularization, same weights.
+    del saved["regularization"]
+    torch.save(saved, tmp_path / "old.pt")
+    old, _ = load_trained_model(tmp_path / "old.pt")
+    assert all(m.drop_prob == 0 for m in old.modules() if hasattr(m, "drop_prob"))
+    x_test = test_x[:4].float() / 255
+    with torch.no_grad():
+        assert torch.equal(old(x_test), model(x_test))

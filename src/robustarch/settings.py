@@ -104,6 +104,15 @@ class Augmentation:
 
 
 @dataclass(frozen=True)
+class Regularization:
+    """``training.regularization``: the rates every family applies where it has a place for
+    them (``robustarch.models.create_model``; docs/architectures.md, "Regularization")."""
+
+    drop_path: float  # stochastic depth of the last residual block (linear from 0 before it)
+    dropout: float
+
+
+@dataclass(frozen=True)
 class TrainingSettings:
     """Everything one training job needs: the model, the data's shape, the recipe."""
 
@@ -120,6 +129,7 @@ class TrainingSettings:
     batch_size: int
     lr: float
     weight_decay: float
+    regularization: Regularization
     betas: tuple[float, float]
     warmup_epochs: int
     min_lr: float
@@ -155,7 +165,9 @@ def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method
         mean=tuple(data["mean"]), std=tuple(data["std"]),
         augment=Augmentation(**data["augment"]),
         epochs=training["epochs"], batch_size=training["batch_size"], lr=training["lr"],
-        weight_decay=training["weight_decay"], betas=tuple(training["betas"]),
+        weight_decay=training["weight_decay"],
+        regularization=Regularization(**training["regularization"]),
+        betas=tuple(training["betas"]),
         warmup_epochs=training["warmup_epochs"], min_lr=training["min_lr"],
         schedule=training["schedule"], selection=training["selection"], seed=training["seed"],
         adversary=Adversary(eps=parse_budget(adversary["eps"]), steps=adversary["steps"],

@@ -71,8 +71,8 @@ def random_crop_flip(x: Tensor, *, padding: int = 4, generator: torch.Generator 
 
 def _sample_resized_crop_boxes(
     batch: int,
-    height: int,
-    width: int,
+    height: int | Tensor,
+    width: int | Tensor,
     scale: Sequence[float],
     ratio: Sequence[float],
     *,
@@ -84,13 +84,19 @@ def _sample_resized_crop_boxes(
     Same algorithm as torchvision's ``RandomResizedCrop.get_params``, its 10 tries done at once:
     area fraction uniform in ``scale``, aspect ratio log-uniform in ``ratio``, ``w, h`` rounded;
     the first try that fits is taken, at a uniform position; if none fits, the ratio-clamped
-    center crop.
+    center crop. ``height`` and ``width`` are the image size, or ``(B,)`` int64 tensors of one
+    size per image (full frames of different shapes).
     Draws, in order: area ``(B, 10)``, log-ratio ``(B, 10)``, position ``(B, 2)``.
     """
     if scale[0] > scale[1] or ratio[0] > ratio[1]:
         raise ValueError(f"scale and ratio must be (min, max), got {scale} and {ratio}")
     f64 = torch.float64
-    area = float(height * width)
+    per_image = isinstance(height, Tensor)
+    if per_image:  # (B, 1) columns against the (B, 10) tries
+        height, width = height.to(device).view(-1, 1), width.to(device).view(-1, 1)
+        area = (height * width).to(f64)
+    else:
+        area = float(height * width)
     u_area = torch.rand(batch, 10, generator=generator, device=device, dtype=f64)
     u_ratio = torch.rand(batch, 10, generator=generator, device=device, dtype=f64)
     u_pos = torch.rand(batch, 2, generator=generator, device=device, dtype=f64)
@@ -104,10 +110,19 @@ def _sample_resized_crop_boxes(
     first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # first fitting try (0 if none)
     w = ws.gather(1, first).squeeze(1)
     h = hs.gather(1, first).squeeze(1)
+    if per_image:
+        height, width = height.squeeze(1), width.squeeze(1)
     top = (u_pos[:, 0] * (height - h + 1)).floor().long().clamp(max=height - h)
     left = (u_pos[:, 1] * (width - w + 1)).floor().long().clamp(max=width - w)
+    boxes = torch.stack([top, left, h, w], dim=1)
+    fallback = _fallback_boxes(height, width, ratio, device) if per_image else (
+        _fallback_box(height, width, ratio, device))
+    return torch.where(fits.any(dim=1, keepdim=True), boxes, fallback)
 
-    # Fallback: center crop with the aspect ratio clamped into `ratio` (as torchvision).
+
+def _fallback_box(height: int, width: int, ratio: Sequence[float],
+                  device: torch.device | str | None) -> Tensor:
+    """torchvision's fallback: the center crop with the aspect ratio clamped into ``ratio``."""
     in_ratio = width / height
     if in_ratio < min(ratio):
         fw, fh = width, int(round(width / min(ratio)))
@@ -115,9 +130,19 @@ def _sample_resized_crop_boxes(
         fw, fh = int(round(height * max(ratio))), height
     else:
         fw, fh = width, height
-    fallback = torch.tensor([(height - fh) // 2, (width - fw) // 2, fh, fw], device=device)
-    boxes = torch.stack([top, left, h, w], dim=1)
-    return torch.where(fits.any(dim=1, keepdim=True), boxes, fallback)
+    return torch.tensor([(height - fh) // 2, (width - fw) // 2, fh, fw], device=device)
+
+
+def _fallback_boxes(height: Tensor, width: Tensor, ratio: Sequence[float],
+                    device: torch.device | str | None) -> Tensor:
+    """:func:`_fallback_box` per image: ``(B, 4)`` for ``(B,)`` heights and widths (round half
+    to even in both, as Python's ``round``)."""
+    h64, w64 = height.to(torch.float64), width.to(torch.float64)
+    in_ratio = w64 / h64
+    narrow, wide = in_ratio < min(ratio), in_ratio > max(ratio)
+    fh = torch.where(narrow, (w64 / min(ratio)).round().long(), height)
+    fw = torch.where(wide, (h64 * max(ratio)).round().long(), width)
+    return torch.stack([(height - fh) // 2, (width - fw) // 2, fh, fw], dim=1).to(device)
 
 
 def random_resized_crop_flip(
@@ -128,47 +153,98 @@ def random_resized_crop_flip(
     ratio: Sequence[float] = (3 / 4, 4 / 3),
     flip: bool = True,
     generator: torch.Generator | None = None,
+    sizes: Tensor | None = None,
 ) -> Tensor:
     """Per-sample ``RandomResizedCrop(size, scale, ratio)`` + horizontal flip p=0.5 (ImageNet);
     ``flip=False``: the crop alone (the authors' ImageNette transform has no flip).
 
     Boxes are sampled as torchvision does (see ``_sample_resized_crop_boxes``); then one batched
-    ``affine_grid``/``grid_sample`` (bilinear, half-pixel centers, border clamping) maps each box
-    onto the ``size`` output, with the flip folded into the affine matrix. Differences from
+    ``grid_sample`` (bilinear, half-pixel centers, border clamping) maps each box onto the
+    ``size`` output, with the flip folded into the sampling grid. Differences from
     torchvision, all sub-pixel or downscale-only: no antialiasing when a crop is *downscaled*
     (torchvision's tensor resize antialiases by default), and output samples within half an input
     pixel of a crop edge may blend in the pixel just outside the crop instead of clamping at the
     crop edge.
+
+    ``sizes`` (B, 2) int64: ``x`` holds full frames of different shapes on a padded canvas, in
+    the layout of :mod:`robustarch.data.splits` (top left, portrait frames transposed) with
+    their true (height, width); boxes are then sampled within each frame's true size and the
+    samples clamped to its true border, so no crop reaches the padding (``_crop_boxes``).
     uint8 in gives uint8 out (rounded, clamped); float in gives the same float dtype out. Draws:
     the box draws, then (with ``flip``) the flip coin ``(B,)``. Returns (B, C, size, size).
     """
     _check_batch(x)
-    oh, ow = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     b, c, h, w = x.shape
     dev = x.device
-    boxes = _sample_resized_crop_boxes(b, h, w, scale, ratio, generator=generator, device=dev)
+    if sizes is None:
+        boxes = _sample_resized_crop_boxes(b, h, w, scale, ratio, generator=generator,
+                                           device=dev)
+    else:
+        sizes = sizes.to(dev)
+        boxes = _sample_resized_crop_boxes(b, sizes[:, 0], sizes[:, 1], scale, ratio,
+                                           generator=generator, device=dev)
     if flip:
         flipped = torch.rand(b, generator=generator, device=dev) < 0.5
     else:
         flipped = torch.zeros(b, dtype=torch.bool, device=dev)
+    return _crop_boxes(x, boxes, size, flipped, sizes)
 
-    work_dtype = x.dtype if x.is_floating_point() else torch.float32
-    top, left, bh, bw = boxes.to(work_dtype).unbind(1)
-    # Output normalized coordinate u in [-1, 1] -> input normalized coordinate (align_corners
-    # False): x_in = (bw / W) * u + (2 * left + bw) / W - 1, and u -> -u for a flip.
-    theta = torch.zeros(b, 2, 3, dtype=work_dtype, device=dev)
-    theta[:, 0, 0] = torch.where(flipped, -bw, bw) / w
-    theta[:, 0, 2] = (2 * left + bw) / w - 1
-    theta[:, 1, 1] = bh / h
-    theta[:, 1, 2] = (2 * top + bh) / h - 1
+
+def _crop_boxes(x: Tensor, boxes: Tensor, size: int | Sequence[int], flipped: Tensor,
+                sizes: Tensor | None = None) -> Tensor:
+    """Each image's ``boxes`` row ``[top, left, h, w]`` resized to ``size`` (bilinear), mirrored
+    where ``flipped``; ``sizes``: full frames (see :func:`random_resized_crop_flip`)."""
+    oh, ow = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    b, c, h, w = x.shape
     if b == 0:
         return x.new_empty((0, c, oh, ow))
-    grid = F.affine_grid(theta, [b, c, oh, ow], align_corners=False)
+    work_dtype = x.dtype if x.is_floating_point() else torch.float32
+    if sizes is None:
+        grid = _affine_grid(boxes, flipped, b, c, h, w, oh, ow, work_dtype)
+    else:
+        grid = _frame_grid(boxes, flipped, sizes, h, w, oh, ow, work_dtype)
     out = F.grid_sample(x.to(work_dtype), grid, mode="bilinear", padding_mode="border",
                         align_corners=False)
     if x.dtype == torch.uint8:
         return out.round_().clamp_(0, 255).to(torch.uint8)
     return out.to(x.dtype)
+
+
+def _affine_grid(boxes: Tensor, flipped: Tensor, b: int, c: int, h: int, w: int, oh: int,
+                 ow: int, dtype: torch.dtype) -> Tensor:
+    """The sampling grid of boxes in whole images: one affine map per image."""
+    top, left, bh, bw = boxes.to(dtype).unbind(1)
+    # Output normalized coordinate u in [-1, 1] -> input normalized coordinate (align_corners
+    # False): x_in = (bw / W) * u + (2 * left + bw) / W - 1, and u -> -u for a flip.
+    theta = torch.zeros(b, 2, 3, dtype=dtype, device=boxes.device)
+    theta[:, 0, 0] = torch.where(flipped, -bw, bw) / w
+    theta[:, 0, 2] = (2 * left + bw) / w - 1
+    theta[:, 1, 1] = bh / h
+    theta[:, 1, 2] = (2 * top + bh) / h - 1
+    return F.affine_grid(theta, [b, c, oh, ow], align_corners=False)
+
+
+def _frame_grid(boxes: Tensor, flipped: Tensor, sizes: Tensor, rows: int, cols: int, oh: int,
+                ow: int, dtype: torch.dtype) -> Tensor:
+    """The sampling grid of boxes in full frames on a ``rows`` x ``cols`` canvas: the same
+    half-pixel map as :func:`_affine_grid`, clamped to each frame's true border (what
+    ``padding_mode="border"`` does at a whole image's), with the axes swapped for frames
+    stored transposed."""
+    dev = boxes.device
+    top, left, bh, bw = boxes.to(dtype).unbind(1)
+    fh, fw = sizes.to(dtype).unbind(1)
+    v = (torch.arange(oh, device=dev, dtype=dtype) + 0.5) / oh  # (oh,) fractions down the box
+    u = (torch.arange(ow, device=dev, dtype=dtype) + 0.5) / ow
+    u = torch.where(flipped[:, None], 1 - u, u)  # (B, ow)
+    # Pixel coordinates in the frame (pixel centers at integers), clamped inside the frame.
+    ys = torch.minimum((top[:, None] + bh[:, None] * v - 0.5).clamp_min(0), (fh - 1)[:, None])
+    xs = torch.minimum((left[:, None] + bw[:, None] * u - 0.5).clamp_min(0), (fw - 1)[:, None])
+    ys, xs = ys[:, :, None].expand(-1, oh, ow), xs[:, None, :].expand(-1, oh, ow)
+    transposed = (sizes[:, 0] > sizes[:, 1])[:, None, None]
+    canvas_row = torch.where(transposed, xs, ys)
+    canvas_col = torch.where(transposed, ys, xs)
+    # grid_sample's normalized coordinates (align_corners False): (2p + 1) / n - 1.
+    return torch.stack([(2 * canvas_col + 1) / cols - 1, (2 * canvas_row + 1) / rows - 1], dim=-1)
 
 
 # --------------------------------------------------------------------------- AutoAugment

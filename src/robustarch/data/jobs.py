@@ -25,8 +25,10 @@ def run_prepare_dataset_job(*, dataset: str, archive: str | Path | None, train: 
     splits = decode_dataset(dataset, archive)
     for split, path in (("train", train), ("test", test)):
         x, y = splits[f"x_{split}"], splits[f"y_{split}"]
-        save_split(path, x, y)
-        log(f"{split}: {tuple(x.shape)} images, {int(y.max()) + 1} classes")
+        sizes = splits.get(f"sizes_{split}")  # full frames (ImageNette's training split)
+        save_split(path, x, y, sizes)
+        frames = " (full frames, padded)" if sizes is not None else ""
+        log(f"{split}: {tuple(x.shape)} images{frames}, {int(y.max()) + 1} classes")
 
 
 def run_prepare_corruption_job(*, dataset: str, corruption: str, archive: str | Path | None,

@@ -3,6 +3,10 @@
 Augmentation runs batched on the device (see :mod:`robustarch.data.augment`), so there are no
 worker processes and no per-image Python on the hot path. All randomness comes from one
 ``torch.Generator`` on the device, whose state is checkpointed with the model.
+
+A split of full frames (ImageNette's training split, :mod:`robustarch.data.splits`) comes with
+each frame's true size; the loader hands each batch's sizes to the augmentation, whose
+resized crop samples within them.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ from typing import Any
 import torch
 
 from ..settings import Augmentation as AugmentSettings
+from .splits import frame_size_problem
 
-Augmentation = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+# augmentation(images, generator) or, for full frames, augmentation(images, generator,
+# sizes=...) with the batch's true (height, width) per image
+Augmentation = Callable[..., torch.Tensor]
 
 CROPS = ("crop_flip", "resized_crop", "resized_crop_flip")
 
@@ -27,6 +34,8 @@ def make_augmentation(settings: AugmentSettings, image_size: int) -> Augmentatio
     RandomHorizontalFlip()``), so AutoAugment never sees the padding. ``resized_crop``
     (ImageNette: ``RandomResizedCrop(224), ImageNetPolicy()``, no flip) and
     ``resized_crop_flip``: the crop first, then AutoAugment on the ``image_size`` crop.
+    The returned function takes ``sizes`` (the frames' true sizes) for a full-frame split, which
+    only the resized crops can read.
     """
     from . import augment
 
@@ -41,12 +50,19 @@ def make_augmentation(settings: AugmentSettings, image_size: int) -> Augmentatio
             return x
         return augment.autoaugment(x, policy=policy, impl=impl, generator=generator)
 
-    def apply(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def apply(x: torch.Tensor, generator: torch.Generator,
+              sizes: torch.Tensor | None = None) -> torch.Tensor:
+        if sizes is not None and crop not in ("resized_crop", "resized_crop_flip"):
+            raise ValueError(
+                f"this split holds full frames of different sizes, which only a resized crop "
+                f"turns into {image_size} px images; the dataset's augment.crop is {crop!r}: "
+                "use resized_crop or resized_crop_flip")
         if crop == "crop_flip":
             return augment.random_crop_flip(auto(x, generator), padding=4, generator=generator)
         if crop is not None:
+            kwargs = {} if sizes is None else {"sizes": sizes}
             x = augment.random_resized_crop_flip(x, size=image_size, flip=crop.endswith("_flip"),
-                                                 generator=generator)
+                                                 generator=generator, **kwargs)
         return auto(x, generator)
 
     return apply
@@ -59,6 +75,7 @@ class DeviceLoader:
         self,
         x: torch.Tensor,
         y: torch.Tensor,
+        sizes: torch.Tensor | None = None,
         *,
         batch_size: int,
         shuffle: bool,
@@ -70,9 +87,16 @@ class DeviceLoader:
     ):
         if x.dtype != torch.uint8:
             raise TypeError(f"expected uint8 images, got {x.dtype}")
+        if sizes is not None:
+            problem = frame_size_problem(x, sizes)
+            if problem or augmentation is None:
+                raise ValueError(f"full frames need their sizes and a resized-crop "
+                                 f"augmentation: {problem or 'no augmentation given'}")
         self.device = torch.device(device)
         self.x = x.to(self.device)
         self.y = y.to(self.device)
+        # (N, 2) true frame sizes of a full-frame split (None: fixed-size images)
+        self.sizes = None if sizes is None else sizes.to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augmentation = augmentation
@@ -99,7 +123,9 @@ class DeviceLoader:
             b = self._position
             idx = self._order[b * self.batch_size:(b + 1) * self.batch_size]
             images = self.x[idx]
-            if self.augmentation is not None:
+            if self.sizes is not None:
+                images = self.augmentation(images, self.generator, sizes=self.sizes[idx])
+            elif self.augmentation is not None:
                 images = self.augmentation(images, self.generator)
             images = images.float().div_(255).contiguous(memory_format=self.memory_format)
             self._position += 1

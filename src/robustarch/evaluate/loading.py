@@ -23,11 +23,15 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
     as in training). ``fold_batchnorm``: fold eval-mode batch norms into the convolutions before
     them (:mod:`robustarch.models.batchnorm_folding`; the same function, faster), for attacks
     and corruptions; off by default, since it changes the weights that weight analyses read.
-    Returns the model and the file's metadata."""
+    Returns the model and the file's metadata. The model is built with the regularization
+    rates it was trained with (``model.pt``'s ``regularization``); files written before that
+    key get none, which builds the same parameters (rates never change them) and, in eval
+    mode, the same function."""
     data = load_model_file(path)
+    rates = data.get("regularization") or {}  # absent in files from before the key
     model = create_model(data["arch"], num_classes=data["num_classes"],
                          image_size=data["image_size"], scale=data["scale"],
-                         mean=data["mean"], std=data["std"])
+                         mean=data["mean"], std=data["std"], **rates)
     model.load_state_dict(data["state_dict"])
     meta = {k: v for k, v in data.items() if k != "state_dict"}
     model = prepare_for_evaluation(model, data["arch"], device, channels_last, fold_batchnorm)

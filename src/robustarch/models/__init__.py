@@ -13,9 +13,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_FROM_REGISTRY = ("CATEGORIES", "SCALES", "ModelInfo", "NormalizedModel", "count_params",
-                  "create_model", "list_models", "model_info", "register_family",
-                  "register_model", "Variant")
+_FROM_REGISTRY = ("CATEGORIES", "REGULARIZERS", "SCALES", "ModelInfo", "NormalizedModel",
+                  "count_params", "create_model", "list_models", "model_info",
+                  "register_family", "register_model", "Variant")
 
 
 def __getattr__(name: str) -> Any:

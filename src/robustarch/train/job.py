@@ -36,16 +36,20 @@ def run_training_job(*, train: str | Path, test: str | Path, settings: TrainingS
         signal.signal(sig, request_stop)
     device = select_device()
     seed_everything(settings.seed)  # the initial weights follow training.seed
+    reg = settings.regularization
     model = create_model(settings.arch, num_classes=settings.num_classes,
                          image_size=settings.image_size, scale=settings.scale,
-                         mean=settings.mean, std=settings.std)
-    log(f"{settings.arch} ({count_params(model) / 1e6:.3f}M params), method "
-        f"{settings.method}, {settings.epochs} epochs on {device}")
+                         mean=settings.mean, std=settings.std, drop_path=reg.drop_path,
+                         dropout=reg.dropout)
+    log(f"{settings.arch} ({count_params(model) / 1e6:.3f}M params, drop-path {reg.drop_path:g}, "
+        f"dropout {reg.dropout:g}), method {settings.method}, {settings.epochs} epochs on "
+        f"{device}")
     fingerprint = run_fingerprint(settings, data=data_digest(train, test))
     try:
-        # looked up at call time, so the fault-injection tests can wrap it
-        result = loop.train_model(model, load_split(train), load_split(test), settings,
-                                  checkpoint_dir=checkpoint_dir, device=device, log=log,
+        # looked up at call time, so the fault-injection tests can wrap it; the train split may
+        # hold full frames with their sizes (ImageNette), which the loader crops
+        result = loop.train_model(model, load_split(train, with_sizes=True), load_split(test),
+                                  settings, checkpoint_dir=checkpoint_dir, device=device, log=log,
                                   stop_requested=lambda: stop["signal"] is not None,
                                   fingerprint=fingerprint)
     except InterruptedError as exc:

@@ -12,7 +12,7 @@ import torch
 
 from ..atomic import save_torch, write_csv
 from ..errors import CorruptFileError, describe_error
-from ..settings import TrainingSettings
+from ..settings import TrainingSettings, as_dict
 
 METRIC_COLUMNS = ["epoch", "lr", "train_loss", "train_acc", "test_clean_acc", "time_s"]
 MODEL_FILE_KEYS = {"state_dict", "arch", "num_classes", "image_size", "scale", "mean", "std"}
@@ -44,6 +44,8 @@ def save_trained_model(path: str | Path, result: TrainResult, settings: Training
         "scale": settings.scale,
         "mean": list(settings.mean),
         "std": list(settings.std),
+        # the rates the model was built with, so that evaluation rebuilds the same modules
+        "regularization": as_dict(settings.regularization),
         "method": settings.method,
         "dataset": settings.dataset,
         "selected_epoch": result.selected_epoch,

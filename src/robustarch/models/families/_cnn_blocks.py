@@ -4,6 +4,10 @@ serves ResNeXt, WRN and DenseNet).
 The stem is the usual CIFAR one (stride-1 conv, no max-pool) at 32 px; at larger inputs a
 stride-2 conv + max-pool (the ImageNet stem's downsampling) keeps the feature maps, and so the
 compute, in a sane range.
+
+Regularization (the CNN rule, docs/architectures.md): ``drop_path`` drops each residual block's
+branch (before the shortcut is added), rates linear over the blocks; ``dropout`` acts on the
+pooled features before the classifier.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
+
+from ._regularization import DropPath, block_rates
 
 
 def conv_bn(c_in: int, c_out: int, k: int = 3, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -62,6 +68,7 @@ class Bottleneck(nn.Module):
         planes: int,
         stride: int = 1,
         mixer: Callable[[int, int], nn.Module] | None = None,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         c_out = planes * self.expansion
@@ -77,11 +84,12 @@ class Bottleneck(nn.Module):
         self.shortcut = (
             conv_bn(c_in, c_out, 1, stride) if stride != 1 or c_in != c_out else nn.Identity()
         )
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.conv1(x))
         out = self.act(self.conv2(out))
-        out = self.conv3(out)
+        out = self.drop_path(self.conv3(out))
         return self.act(out + self.shortcut(x))
 
 
@@ -93,7 +101,8 @@ class PreActBottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, c_in: int, planes: int, stride: int = 1, mixer=None):
+    def __init__(self, c_in: int, planes: int, stride: int = 1, mixer=None,
+                 drop_path: float = 0.0):
         super().__init__()
         c_out = planes * self.expansion
         self.bn1 = nn.BatchNorm2d(c_in)
@@ -106,6 +115,7 @@ class PreActBottleneck(nn.Module):
         self.shortcut = (
             nn.Conv2d(c_in, c_out, 1, stride, bias=False) if stride != 1 or c_in != c_out else None
         )
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bn1(x))
@@ -113,20 +123,21 @@ class PreActBottleneck(nn.Module):
         out = self.conv1(out)
         out = self.conv2(self.act(self.bn2(out)))
         out = self.conv3(self.act(self.bn3(out)))
-        return out + shortcut
+        return self.drop_path(out) + shortcut
 
 
 class PooledCNN(nn.Module):
-    """``stem`` → ``stages`` → global average pool → ``fc``: the forward pass shared by the
-    CIFAR ResNet family; subclasses build the three and call :meth:`_add_head` last."""
+    """``stem`` → ``stages`` → global average pool → dropout → ``fc``: the forward pass shared
+    by the CIFAR ResNet family; subclasses build the three and call :meth:`_add_head` last."""
 
-    def _add_head(self, channels: int, num_classes: int) -> None:
+    def _add_head(self, channels: int, num_classes: int, dropout: float = 0.0) -> None:
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
+        self.head_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
-        return self.fc(torch.flatten(self.pool(x), 1))
+        return self.fc(self.head_drop(torch.flatten(self.pool(x), 1)))
 
 
 class ResNetBody(PooledCNN):
@@ -147,18 +158,21 @@ class ResNetBody(PooledCNN):
         stem_width: int = 64,
         mixers: Sequence[Callable[[int, int], nn.Module] | None] | None = None,
         preact: bool = False,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         mixers = mixers or [None] * len(depths)
         self.stem = cifar_stem(stem_width, image_size, preact=preact)
         stages = []
         c_in = stem_width
+        rates = iter(block_rates(drop_path, sum(depths)))
         for i, (depth, width, mixer) in enumerate(zip(depths, planes, mixers, strict=True)):
             blocks = []
             for j in range(depth):
                 stride = 2 if (i > 0 and j == 0) else 1
-                blocks.append(block(c_in, width, stride, mixer=mixer))
+                blocks.append(block(c_in, width, stride, mixer=mixer, drop_path=next(rates)))
                 c_in = width * block.expansion
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
-        self._add_head(c_in, num_classes)
+        self._add_head(c_in, num_classes, dropout)

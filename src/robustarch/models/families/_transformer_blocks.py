@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._regularization import DropPath
+
 ActLayer = Callable[[], nn.Module]
 
 # The activation study swaps GELU for ReLU; every family builder takes one of these names.
@@ -42,37 +44,55 @@ def assert_no_gelu(module: nn.Module) -> None:
 class Attention(nn.Module):
     """Multi-head self-attention, vit-pytorch layout (bias-free qkv, biased output projection).
 
-    Uses ``F.scaled_dot_product_attention`` so that long token sequences (patch 2 at 224 px)
-    do not materialize the full attention matrix.
+    Uses ``F.scaled_dot_product_attention`` so that long token sequences (``vit-p2``: 784 at
+    224 px) do not materialize the full attention matrix. ``dropout`` (training only) drops
+    attention probabilities (``attn_dropout``, inside the fused kernel) and the projected
+    output (``proj_drop``), as vit-pytorch's attention.
     """
 
-    def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool = False):
+    def __init__(self, dim: int, heads: int, dim_head: int, qkv_bias: bool = False,
+                 dropout: float = 0.0):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
         self.to_qkv = nn.Linear(dim, inner * 3, bias=qkv_bias)
         self.to_out = nn.Linear(inner, dim)
+        self.attn_dropout = float(dropout)
+        self.proj_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, _ = x.shape
         q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        out = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
+        return self.proj_drop(self.to_out(out.transpose(1, 2).reshape(b, n, -1)))
+
+
+def mlp_forward(net: nn.Sequential, drop: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``Linear -> act -> Linear`` with ``drop`` after the activation and after the output, the
+    MLP dropout of vit-pytorch and timm (kept outside ``net``, so its indices, hence the
+    parameter names, do not depend on the dropout)."""
+    fc1, act, fc2 = net
+    return drop(fc2(drop(act(fc1(x)))))
 
 
 class FeedForward(nn.Module):
-    """Linear -> activation -> Linear (the transformer MLP)."""
+    """Linear -> activation -> Linear (the transformer MLP), dropout after the activation and
+    the output."""
 
-    def __init__(self, dim: int, hidden: int, act_layer: ActLayer = nn.GELU):
+    def __init__(self, dim: int, hidden: int, act_layer: ActLayer = nn.GELU,
+                 dropout: float = 0.0):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(dim, hidden), act_layer(), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return mlp_forward(self.net, self.drop, x)
 
 
 class PreNormBlock(nn.Module):
-    """``x + attn(LN(x))`` then ``x + ff(LN(x))``; ``ff`` defaults to :class:`FeedForward`.
+    """``x + dp(attn(LN(x)))`` then ``x + dp(ff(LN(x)))``, ``dp`` the block's stochastic depth;
+    ``ff`` defaults to :class:`FeedForward`.
 
     ``ff`` may be any module mapping (B, N, dim) tokens to the same shape (CeiT passes LeFF).
     """
@@ -86,16 +106,19 @@ class PreNormBlock(nn.Module):
         act_layer: ActLayer = nn.GELU,
         qkv_bias: bool = False,
         ff: nn.Module | None = None,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim_head, qkv_bias=qkv_bias)
+        self.attn = Attention(dim, heads, dim_head, qkv_bias=qkv_bias, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.ff = ff if ff is not None else FeedForward(dim, mlp_dim, act_layer)
+        self.ff = ff if ff is not None else FeedForward(dim, mlp_dim, act_layer, dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
-        return x + self.ff(self.norm2(x))
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.ff(self.norm2(x)))
 
 
 def check_divisible(image_size: int, step: int, what: str) -> None:
@@ -110,3 +133,17 @@ SMALL_IMAGE_MAX = 64
 
 def is_small_image(image_size: int) -> bool:
     return image_size <= SMALL_IMAGE_MAX
+
+
+# The plain-patch families (ViT, CPVT, MLP-Mixer) cut CIFAR patches of 4 px; above
+# SMALL_IMAGE_MAX they cut patches this many times larger: 16 px, the patch of the ImageNet
+# designs (ViT-B/16, DeiT, CPVT, Mixer-B/16), which gives the 14x14 grid that CeiT, CCT, LeViT
+# and ViTAE tokenize 224 px images into (and the third stage of Swin, PVTv2, PoolFormer, CvT).
+# The patch-size variants (vit-p8/p4/p2, named by their CIFAR patch) scale alike, so they keep
+# their grids relative to vit's: 7x7, 14x14 and 28x28 at 224 px.
+IMAGENET_PATCH_SCALE = 4
+
+
+def patch_for(image_size: int, patch_size: int) -> int:
+    """The patch side for ``image_size`` of a family whose CIFAR patch is ``patch_size``."""
+    return patch_size if is_small_image(image_size) else patch_size * IMAGENET_PATCH_SCALE

@@ -1,5 +1,9 @@
 """BoTNet (Srinivas et al. 2021): ResNet-50 whose last-stage 3x3 convs are replaced by
-multi-head self-attention with 2D relative position logits, with the CIFAR stem."""
+multi-head self-attention with 2D relative position logits, with the CIFAR stem.
+
+Regularization as the ResNet (the CNN rule): stochastic depth on every bottleneck's branch,
+dropout before the classifier; the attention replaces a conv inside a bottleneck (no MLP, not a
+transformer block) and gets no dropout of its own."""
 
 from __future__ import annotations
 
@@ -61,6 +65,9 @@ def botnet_body(
     planes: list[int],
     stem_width: int,
     heads: int,
+    *,
+    dropout: float,
+    drop_path: float,
 ) -> nn.Module:
     # Side of the map entering the last stage: stride-2 convs (k3/p1 or k1/p0) give ceil(s/2).
     size = image_size // stem_reduction(image_size)
@@ -75,7 +82,8 @@ def botnet_body(
 
     mixers = [None] * (len(depths) - 1) + [mhsa]
     return ResNetBody(
-        Bottleneck, depths, planes, num_classes, image_size, stem_width, mixers=mixers
+        Bottleneck, depths, planes, num_classes, image_size, stem_width, mixers=mixers,
+        dropout=dropout, drop_path=drop_path,
     )
 
 

@@ -2,8 +2,12 @@
 
 Built with vit-pytorch's ``CCT`` (the family the paper used): embed dim 256, 7 encoder layers,
 4 heads, MLP ratio 2, a convolutional tokenizer of one 3x3 conv (stride 1) + ReLU + 3x3/2 max
-pool, learnable position embedding and sequence pooling; vit-pytorch's defaults otherwise
-(attention dropout 0.1, stochastic depth 0.1). 3.760M at 32 px / 10 classes (Table 1: 3.76M).
+pool, learnable position embedding and sequence pooling; vit-pytorch's defaults otherwise,
+except the regularization: vit-pytorch's CCT defaults to attention dropout 0.1 and stochastic
+depth 0.1, here both follow the shared keys (0 by default): ``dropout`` is vit-pytorch's
+``dropout_rate`` (after the position embedding, on the attention output and in the MLP) and
+``attention_dropout``, ``drop_path`` its ``stochastic_depth_rate`` (linear over the layers).
+3.760M at 32 px / 10 classes (Table 1: 3.76M).
 
 Images over 64 px use CCT's ImageNet tokenizer (two 7x7 stride-2 convs, as in CCT-14/7x2):
 with the 3x1 tokenizer a 224 px image would give 12,544 tokens.
@@ -36,6 +40,9 @@ def build_cct(
     image_size: int,
     small_image_tokenizer: dict,
     act: str = "gelu",
+    *,
+    dropout: float,
+    drop_path: float,
     **cfg,
 ) -> nn.Module:
     if is_small_image(image_size):
@@ -52,6 +59,9 @@ def build_cct(
         pooling_kernel_size=3,
         pooling_stride=2,
         pooling_padding=1,
+        dropout_rate=dropout,
+        attention_dropout=dropout,
+        stochastic_depth_rate=drop_path,
         **tokenizer,
         **cfg,
     )

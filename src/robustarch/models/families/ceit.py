@@ -14,6 +14,10 @@ convolutional ingredients:
   CeiT): Linear -> BN -> GELU -> depth-wise 3x3 conv -> BN -> GELU -> Linear -> BN.
 
 No layer-wise class-token attention (LCA). 5.590M at 32 px / 10 classes (Table 1: 5.56M).
+
+Regularization: ``dropout`` in every block's attention (probabilities and output) and LeFF
+(before and after its output projection, the MLP's places), stochastic depth on both residual
+branches of each block; none in the I2T stem or the head.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import torch
 from torch import nn
 
 from ..registry import register_family
+from ._regularization import DropPath, block_rates
 from ._transformer_blocks import ACTIVATIONS, Attention, is_small_image
 
 
@@ -36,7 +41,7 @@ class LeFF(nn.Module):
     """Locally-enhanced feed-forward: token-wise expansion, depth-wise 3x3 conv on the token
     grid, token-wise projection back."""
 
-    def __init__(self, dim: int, hidden: int, act_layer):
+    def __init__(self, dim: int, hidden: int, act_layer, dropout: float = 0.0):
         super().__init__()
         self.up = nn.Sequential(nn.Linear(dim, hidden), TokenBatchNorm(hidden), act_layer())
         self.dwconv = nn.Sequential(
@@ -45,27 +50,30 @@ class LeFF(nn.Module):
             act_layer(),
         )
         self.down = nn.Sequential(nn.Linear(hidden, dim), TokenBatchNorm(dim))
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, grid: int) -> torch.Tensor:
         b, n, _ = x.shape
         x = self.up(x)
         x = x.transpose(1, 2).reshape(b, -1, grid, grid)
         x = self.dwconv(x).flatten(2).transpose(1, 2)
-        return self.down(x)
+        return self.drop(self.down(self.drop(x)))
 
 
 class CeiTBlock(nn.Module):
-    def __init__(self, dim: int, heads: int, mlp_ratio: int, act_layer):
+    def __init__(self, dim: int, heads: int, mlp_ratio: int, act_layer, dropout: float = 0.0,
+                 drop_path: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, heads, dim // heads, qkv_bias=True)
+        self.attn = Attention(dim, heads, dim // heads, qkv_bias=True, dropout=dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.leff = LeFF(dim, dim * mlp_ratio, act_layer)
+        self.leff = LeFF(dim, dim * mlp_ratio, act_layer, dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, grid: int) -> torch.Tensor:
-        x = x + self.attn(self.norm1(x))
+        x = x + self.drop_path(self.attn(self.norm1(x)))
         cls, tokens = x[:, :1], x[:, 1:]
-        tokens = tokens + self.leff(self.norm2(tokens), grid)
+        tokens = tokens + self.drop_path(self.leff(self.norm2(tokens), grid))
         return torch.cat([cls, tokens], dim=1)
 
 
@@ -81,6 +89,9 @@ class CeiT(nn.Module):
         i2t_channels: int,
         patch_size: int = 4,
         act: str = "gelu",
+        *,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         act_layer = ACTIVATIONS[act]
@@ -98,7 +109,8 @@ class CeiT(nn.Module):
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.pos_embed = nn.Parameter(torch.randn(1, self.grid**2 + 1, dim) * 0.02)
         self.blocks = nn.ModuleList(
-            [CeiTBlock(dim, heads, mlp_ratio, act_layer) for _ in range(depth)]
+            [CeiTBlock(dim, heads, mlp_ratio, act_layer, dropout, rate)
+             for rate in block_rates(drop_path, depth)]
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)

@@ -18,6 +18,12 @@ block also attends over ``Pool(x)``. The relative-bias tables are sized from ``i
 Small images keep every stride: at 32 px the stages see 8-4-2-1 grids. That is the geometry
 whose counts (relative tables included) truncate to Table 2's exactly (all within 0.06 %); a
 stride-1 stem would give e.g. 17.370M for CTTT (17.36M in the paper).
+
+Regularization: ``drop_path`` drops the residual branch of every block, MBConv and T alike
+(rates linear over all blocks, as timm's CoAtNet); ``dropout`` acts in the T blocks (attention
+probabilities, attention output, MLP after the activation and the output), and, in the
+all-MBConv layout (CCCC) that has none, on the pooled features before the classifier, the
+CNN families' place.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from torch import nn
 
 from ..registry import Variant, register_family
 from ._hybrid_blocks import ACTIVATIONS, init_like_timm, relative_position_index
+from ._regularization import DropPath, block_rates
+from ._transformer_blocks import mlp_forward
 
 
 class SqueezeExcite(nn.Module):
@@ -54,6 +62,7 @@ class MBConv(nn.Module):
         downsample: bool,
         act_layer: type[nn.Module],
         expansion: int = 4,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         hidden = inp * expansion
@@ -74,21 +83,25 @@ class MBConv(nn.Module):
             nn.Conv2d(hidden, oup, 1, bias=False),
             nn.BatchNorm2d(oup),
         )
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.shortcut(x) + self.conv(x)
+        return self.shortcut(x) + self.drop_path(self.conv(x))
 
 
 class RelativeAttention(nn.Module):
     """Multi-head self-attention over an h x w grid plus a learned bias per (offset, head)."""
 
-    def __init__(self, inp: int, oup: int, grid: int, heads: int, dim_head: int):
+    def __init__(self, inp: int, oup: int, grid: int, heads: int, dim_head: int,
+                 dropout: float = 0.0):
         super().__init__()
         inner = heads * dim_head
         self.heads = heads
         self.grid = grid
         self.to_qkv = nn.Linear(inp, inner * 3, bias=False)
         self.to_out = nn.Linear(inner, oup)
+        self.attn_dropout = float(dropout)
+        self.proj_drop = nn.Dropout(dropout)
         self.rel_bias = nn.Parameter(torch.zeros((2 * grid - 1) ** 2, heads))
         nn.init.trunc_normal_(self.rel_bias, std=0.02)
         self.register_buffer("rel_index", relative_position_index(grid, grid), persistent=False)
@@ -99,8 +112,9 @@ class RelativeAttention(nn.Module):
             raise ValueError(f"relative attention built for a {self.grid}^2 grid, got {n} tokens")
         q, k, v = self.to_qkv(x).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
         bias = self.rel_bias[self.rel_index].permute(2, 0, 1)  # (heads, N, N)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype))
-        return self.to_out(out.transpose(1, 2).reshape(b, n, -1))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.unsqueeze(0).to(q.dtype),
+                                             dropout_p=self.attn_dropout if self.training else 0.0)
+        return self.proj_drop(self.to_out(out.transpose(1, 2).reshape(b, n, -1)))
 
 
 class TransformerBlock(nn.Module):
@@ -115,6 +129,8 @@ class TransformerBlock(nn.Module):
         act_layer: type[nn.Module],
         heads: int,
         dim_head: int,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         self.downsample = downsample
@@ -122,10 +138,12 @@ class TransformerBlock(nn.Module):
             self.pool = nn.MaxPool2d(3, 2, 1)
             self.proj = nn.Conv2d(inp, oup, 1, bias=False)
         self.norm1 = nn.LayerNorm(inp)
-        self.attn = RelativeAttention(inp, oup, grid, heads, dim_head)
+        self.attn = RelativeAttention(inp, oup, grid, heads, dim_head, dropout)
         self.norm2 = nn.LayerNorm(oup)
         hidden = inp * 4  # the reference widens by the block *input* width
         self.mlp = nn.Sequential(nn.Linear(oup, hidden), act_layer(), nn.Linear(hidden, oup))
+        self.mlp_drop = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W)
         if self.downsample:
@@ -135,8 +153,8 @@ class TransformerBlock(nn.Module):
             shortcut = x
         b, _, h, w = x.shape
         t = x.flatten(2).transpose(1, 2)
-        t = shortcut.flatten(2).transpose(1, 2) + self.attn(self.norm1(t))
-        t = t + self.mlp(self.norm2(t))
+        t = shortcut.flatten(2).transpose(1, 2) + self.drop_path(self.attn(self.norm1(t)))
+        t = t + self.drop_path(mlp_forward(self.mlp, self.mlp_drop, self.norm2(t)))
         return t.transpose(1, 2).reshape(b, -1, h, w)
 
 
@@ -151,6 +169,8 @@ class CoAtNet(nn.Module):
         heads: int,
         dim_head: int,
         act: str = "gelu",
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         if len(layout) != 4 or set(layout) - {"C", "T"} or layout[0] != "C":
@@ -168,25 +188,28 @@ class CoAtNet(nn.Module):
             ]
         self.stem = nn.Sequential(*stem)
         stages = []
+        rates = iter(block_rates(drop_path, sum(depths[1:])))
         for s, kind in enumerate(layout, start=1):
             grid = image_size // 2 ** (s + 1)  # grid of this stage (after its first block)
             blocks = []
             for i in range(depths[s]):
                 inp = channels[s - 1] if i == 0 else channels[s]
                 if kind == "C":
-                    blocks.append(MBConv(inp, channels[s], i == 0, act_layer))
+                    blocks.append(MBConv(inp, channels[s], i == 0, act_layer,
+                                         drop_path=next(rates)))
                 else:
-                    blocks.append(
-                        TransformerBlock(inp, channels[s], i == 0, grid, act_layer, heads, dim_head)
-                    )
+                    blocks.append(TransformerBlock(inp, channels[s], i == 0, grid, act_layer,
+                                                   heads, dim_head, dropout, next(rates)))
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
+        # Dropout sits in the T blocks; a layout without any drops before the classifier.
+        self.head_drop = nn.Dropout(0.0 if "T" in layout else dropout)
         self.head = nn.Linear(channels[-1], num_classes, bias=False)
         init_like_timm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))
-        return self.head(x.mean((2, 3)))
+        return self.head(self.head_drop(x.mean((2, 3))))
 
 
 # CoAtNet-0: S0 stem of 2 convs, then 2-3-5-2 blocks; 8 heads of 32 in every T block.
@@ -207,9 +230,11 @@ LAYOUT_TARGETS = {  # Table 2, M parameters at 32 px / 10 classes
 
 
 def build_coatnet(
-    num_classes: int, image_size: int, layout: str = "CCTT", act: str = "gelu", **cfg
+    num_classes: int, image_size: int, layout: str = "CCTT", act: str = "gelu", *,
+    dropout: float, drop_path: float, **cfg
 ) -> CoAtNet:
-    return CoAtNet(num_classes, image_size, layout, act=act, **cfg)
+    return CoAtNet(num_classes, image_size, layout, act=act, dropout=dropout,
+                   drop_path=drop_path, **cfg)
 
 
 register_family(

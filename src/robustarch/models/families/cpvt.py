@@ -5,6 +5,10 @@ position embedding removed and a positional-encoding generator (PEG: depth-wise 
 the patch-token grid, added residually) after the first block, as CPVT prescribes. The head is
 CPVT's (DeiT-style) final LayerNorm -> Linear: with the ViT's two-layer MLP head the count would
 be 9.76M, 2.8 % over Table 1's 9.49M; with the linear head it is 9.496M.
+
+Images over 64 px get patch 16 (14x14 tokens at 224 px; ``_transformer_blocks.patch_for``).
+Regularization as the ViT: ``dropout`` in attention and MLP, stochastic depth on both residual
+branches of each block; none on the PEG or the head.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible
+from ._regularization import block_rates
+from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible, patch_for
 
 
 class PEG(nn.Module):
@@ -47,6 +52,8 @@ class CPVT(nn.Module):
         mlp_dim: int,
         act: str = "gelu",
         peg_after: int = 0,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         check_divisible(image_size, patch_size, "patch size")
@@ -56,7 +63,8 @@ class CPVT(nn.Module):
         self.patch_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
         self.blocks = nn.ModuleList(
-            [PreNormBlock(dim, heads, dim_head, mlp_dim, act_layer) for _ in range(depth)]
+            [PreNormBlock(dim, heads, dim_head, mlp_dim, act_layer, dropout=dropout,
+                          drop_path=rate) for rate in block_rates(drop_path, depth)]
         )
         self.peg = PEG(dim)
         self.norm = nn.LayerNorm(dim)
@@ -76,8 +84,10 @@ PAPER = dict(dim=512, depth=6, heads=8, dim_head=64, mlp_dim=512)
 TINY = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128)
 
 
-def build_cpvt(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> CPVT:
-    return CPVT(num_classes, image_size, patch_size=4, act=act, **cfg)
+def build_cpvt(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
+               drop_path: float, **cfg) -> CPVT:
+    return CPVT(num_classes, image_size, patch_size=patch_for(image_size, 4), act=act,
+                dropout=dropout, drop_path=drop_path, **cfg)
 
 
 register_family(

@@ -10,6 +10,11 @@ Small images (<= 64 px) get a 3x3 stride-2 first token embedding instead of 7x7 
 that the stages see 16-8-4 grids at 32 px (stride 4 would leave stage 3 with 2x2 queries
 attending to a single key/value token). The smaller kernel is also what lands on Table 1:
 19.548M (19.54M); the 7x7 embedding gives 19.555M. ``cvt-relu`` swaps every GELU for ReLU.
+
+Regularization: ``dropout`` is vit-pytorch's ``dropout`` (attention probabilities, attention
+output, MLP); ``drop_path``, which vit-pytorch's CvT lacks, drops the attention and MLP
+branches of its transformer layers (rates linear over the layers of all three stages, as CvT's
+own code), through parameter-free hooks (``_regularization.drop_branches``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from torch import nn
 
 from ..registry import register_family
 from ._hybrid_blocks import is_small_image, replace_gelu
+from ._regularization import block_rates, drop_branches
 
 # CvT-13 = vit-pytorch's defaults, spelled out.
 PAPER = dict(
@@ -34,13 +40,21 @@ TINY = dict(
 )
 
 
-def build_cvt(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> nn.Module:
+def build_cvt(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
+              drop_path: float, **cfg) -> nn.Module:
     if is_small_image(image_size):
         cfg.update(s1_emb_kernel=3, s1_emb_stride=2)
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
     from vit_pytorch.cvt import CvT
 
-    return replace_gelu(CvT(num_classes=num_classes, **cfg), act)
+    net = CvT(num_classes=num_classes, dropout=dropout, **cfg)
+    # Each stage is (conv embedding, LayerNorm, Transformer); a layer computes x + attn(x),
+    # then x + ff(x).
+    layers = [layer for stage in net.layers for layer in stage[2].layers]
+    rates = block_rates(drop_path, len(layers))
+    drop_branches((branch, rate) for (attn, ff), rate in zip(layers, rates, strict=True)
+                  for branch in (attn, ff))
+    return replace_gelu(net, act)
 
 
 register_family(

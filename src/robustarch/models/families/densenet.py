@@ -3,6 +3,10 @@
 The paper does not give its DenseNet configuration; 1.12M parameters is matched by the standard
 CIFAR DenseNet-BC recipe (growth k=12, 4k bottleneck, compression 0.5, 2k stem channels) at
 depth 124 (20 layers per block). See docs/architectures.md.
+
+Regularization: ``dropout`` on the pooled features before the classifier (the CNN rule; not
+DenseNet's own dropout after every layer). Dense layers concatenate rather than add, so there
+is no residual branch and no drop-path: a non-zero ``drop_path`` is refused.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class DenseNet(nn.Module):
         num_classes: int,
         image_size: int,
         compression: float = 0.5,
+        dropout: float = 0.0,
     ):
         super().__init__()
         c = 2 * growth
@@ -68,13 +73,15 @@ class DenseNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c, num_classes)
+        self.head_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+        return self.fc(self.head_drop(torch.flatten(self.pool(self.features(x)), 1)))
 
 
-def build_densenet(num_classes: int, image_size: int, blocks: list[int], growth: int) -> nn.Module:
-    return DenseNet(blocks, growth, num_classes, image_size)
+def build_densenet(num_classes: int, image_size: int, blocks: list[int], growth: int, *,
+                   dropout: float) -> nn.Module:
+    return DenseNet(blocks, growth, num_classes, image_size, dropout=dropout)
 
 
 register_family(
@@ -87,4 +94,5 @@ register_family(
     },
     paper_params_m=1.12,
     description="DenseNet-BC-124 (k=12, compression 0.5) for CIFAR",
+    no_regularization={"drop_path": "DenseNet's layers concatenate, no residual branch to drop"},
 )

@@ -20,6 +20,12 @@ the shrinking attentions' output BatchNorm, without which vit-pytorch's LeViT do
 
 ``levit-relu`` swaps vit-pytorch's GELUs (attention output) for ReLU; the Hardswish MLPs are
 LeViT's own activation and stay.
+
+Regularization: ``dropout`` is vit-pytorch's ``dropout`` of every block (attention
+probabilities, attention output, MLP); ``drop_path`` drops the residual branches (every MLP,
+and the attention of every block but the shrinking ones, which have no residual) with rates
+linear over the layers in forward order, through parameter-free hooks
+(``_regularization.drop_branches``).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from torch import nn
 
 from ..registry import register_family
 from ._hybrid_blocks import is_small_image, replace_gelu
+from ._regularization import block_rates, drop_branches
 
 
 class LeViT(nn.Module):
@@ -47,6 +54,8 @@ class LeViT(nn.Module):
         stem_channels: tuple[int, int, int],
         stem_strides: tuple[int, ...],
         stem_act: bool = True,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
@@ -66,11 +75,12 @@ class LeViT(nn.Module):
             fmap = math.ceil(fmap / s)
         layers = []
         for i, (dim, depth, h) in enumerate(zip(dims, depths, heads, strict=True)):
-            layers.append(Transformer(dim, fmap, depth, h, dim_key, dim_value, mlp_mult))
+            layers.append(Transformer(dim, fmap, depth, h, dim_key, dim_value, mlp_mult,
+                                      dropout=dropout))
             if i < len(dims) - 1:  # shrinking attention: stride-2 queries, 2x heads, next width
                 layers.append(
-                    Transformer(dim, fmap, 1, h * 2, dim_key, dim_value, dim_out=dims[i + 1],
-                                downsample=True)
+                    Transformer(dim, fmap, 1, h * 2, dim_key, dim_value, dropout=dropout,
+                                dim_out=dims[i + 1], downsample=True)
                 )
                 fmap = math.ceil(fmap / 2)
         self.backbone = nn.Sequential(*layers)
@@ -81,7 +91,17 @@ class LeViT(nn.Module):
                 # and gets no gradient. LeViT zero-inits only residual branches: use 1 here.
                 for attn, _ in block.layers:
                     nn.init.ones_(attn.to_out[2].weight)
+        self._add_drop_path(drop_path)
         self.head = nn.Linear(dims[-1], num_classes)
+
+    def _add_drop_path(self, drop_path: float) -> None:
+        """vit-pytorch's layers compute ``attn(x) + x`` (only with ``attn_residual``), then
+        ``ff(x) + x``: those branches drop, at rates linear over the layers."""
+        layers = [(block, pair) for block in self.backbone for pair in block.layers]
+        rates = block_rates(drop_path, len(layers))
+        drop_branches((branch, rate) for (block, (attn, ff)), rate in zip(layers, rates,
+                                                                          strict=True)
+                      for branch in ((attn, ff) if block.attn_residual else (ff,)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.stem(x)).mean((2, 3)))
@@ -99,9 +119,12 @@ TINY = dict(
 )
 
 
-def build_levit(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> LeViT:
+def build_levit(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
+                drop_path: float, **cfg) -> LeViT:
     strides = (2, 2, 1, 1) if is_small_image(image_size) else (2, 2, 2, 2)
-    return replace_gelu(LeViT(num_classes, image_size, stem_strides=strides, **cfg), act)
+    net = LeViT(num_classes, image_size, stem_strides=strides, dropout=dropout,
+                drop_path=drop_path, **cfg)
+    return replace_gelu(net, act)
 
 
 register_family(

@@ -4,6 +4,11 @@ Table 1 gives only the size (0.68M); the configuration is not reported. We use t
 paper's layout (per-patch linear stem, pre-norm token-mixing and channel-mixing MLPs with GELU,
 LayerNorm -> global average pool -> Linear head) with patch 4, hidden dim 128, depth 8, token
 MLP 128 and channel MLP 256 (both expansion 2): 0.672M at 32 px / 10 classes.
+
+Images over 64 px get patch 16 (Mixer-B/16's; 14x14 tokens at 224 px,
+``_transformer_blocks.patch_for``): 0.70M there (patch 4 would make 3,136 tokens and 7.0M).
+Regularization: ``dropout`` in both MLPs (after the activation and the output), stochastic
+depth on both residual branches of each block (timm's Mixer places them so).
 """
 
 from __future__ import annotations
@@ -12,21 +17,24 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._transformer_blocks import ACTIVATIONS, FeedForward, check_divisible
+from ._regularization import DropPath, block_rates
+from ._transformer_blocks import ACTIVATIONS, FeedForward, check_divisible, patch_for
 
 
 class MixerBlock(nn.Module):
-    def __init__(self, num_tokens: int, dim: int, token_dim: int, channel_dim: int, act_layer):
+    def __init__(self, num_tokens: int, dim: int, token_dim: int, channel_dim: int, act_layer,
+                 dropout: float = 0.0, drop_path: float = 0.0):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
-        self.token_mlp = FeedForward(num_tokens, token_dim, act_layer)
+        self.token_mlp = FeedForward(num_tokens, token_dim, act_layer, dropout)
         self.norm2 = nn.LayerNorm(dim)
-        self.channel_mlp = FeedForward(dim, channel_dim, act_layer)
+        self.channel_mlp = FeedForward(dim, channel_dim, act_layer, dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Token mixing acts along the token axis, hence the transposes.
-        x = x + self.token_mlp(self.norm1(x).transpose(1, 2)).transpose(1, 2)
-        return x + self.channel_mlp(self.norm2(x))
+        x = x + self.drop_path(self.token_mlp(self.norm1(x).transpose(1, 2)).transpose(1, 2))
+        return x + self.drop_path(self.channel_mlp(self.norm2(x)))
 
 
 class MLPMixer(nn.Module):
@@ -40,6 +48,8 @@ class MLPMixer(nn.Module):
         token_dim: int,
         channel_dim: int,
         act: str = "gelu",
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         check_divisible(image_size, patch_size, "patch size")
@@ -48,7 +58,8 @@ class MLPMixer(nn.Module):
         num_tokens = (image_size // patch_size) ** 2
         self.stem = nn.Conv2d(3, dim, patch_size, stride=patch_size)
         self.blocks = nn.Sequential(
-            *[MixerBlock(num_tokens, dim, token_dim, channel_dim, act_layer) for _ in range(depth)]
+            *[MixerBlock(num_tokens, dim, token_dim, channel_dim, act_layer, dropout, rate)
+              for rate in block_rates(drop_path, depth)]
         )
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, num_classes)
@@ -63,8 +74,10 @@ PAPER = dict(dim=128, depth=8, token_dim=128, channel_dim=256)
 TINY = dict(dim=64, depth=2, token_dim=64, channel_dim=128)
 
 
-def build_mlpmixer(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> MLPMixer:
-    return MLPMixer(num_classes, image_size, patch_size=4, act=act, **cfg)
+def build_mlpmixer(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
+                   drop_path: float, **cfg) -> MLPMixer:
+    return MLPMixer(num_classes, image_size, patch_size=patch_for(image_size, 4), act=act,
+                    dropout=dropout, drop_path=drop_path, **cfg)
 
 
 register_family(
@@ -73,6 +86,6 @@ register_family(
     build=build_mlpmixer,
     sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=0.68,
-    description="MLP-Mixer: patch 4, dim 128, depth 8, token MLP 128, channel MLP 256",
+    description="MLP-Mixer: patch 4 (16 over 64 px), dim 128, depth 8, token/channel MLP 128/256",
     relu_twin="MLP-Mixer with every GELU replaced by ReLU (activation study)",
 )

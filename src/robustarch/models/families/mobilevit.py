@@ -19,6 +19,12 @@ adaptations:
   to the next multiple around the transformer and back, as Apple's ml-cvnets does.
 
 MobileViT uses SiLU throughout (no GELU), so there is no ReLU variant.
+
+Regularization: ``dropout`` is vit-pytorch's ``dropout`` of the MobileViT blocks' transformers
+(attention probabilities, attention output, MLP); ``drop_path`` drops every residual branch,
+in forward order with linearly rising rates: the MV2 blocks with an identity shortcut and the
+attention and MLP branches of the transformer layers (parameter-free hooks,
+``_regularization.drop_branches``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from torch import nn
 
 from ..registry import register_family
 from ._hybrid_blocks import is_small_image
+from ._regularization import block_rates, drop_branches
 
 
 @functools.cache
@@ -74,6 +81,8 @@ class MobileViT(nn.Module):
         expansion: int = 4,
         kernel_size: int = 3,
         patch_size: tuple[int, int] = (2, 2),
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         from vit_pytorch.mobile_vit import MV2Block, conv_1x1_bn, conv_nxn_bn
@@ -94,7 +103,7 @@ class MobileViT(nn.Module):
                     MV2Block(c[3 + 2 * i], c[4 + 2 * i], 2, expansion),
                     _resizing_block()(
                         dims[i], depths[i], c[5 + 2 * i], kernel_size, patch_size,
-                        int(dims[i] * mlp_mults[i]),
+                        int(dims[i] * mlp_mults[i]), dropout,
                     ),
                 )
                 for i in range(3)
@@ -102,6 +111,21 @@ class MobileViT(nn.Module):
         )
         self.head = conv_1x1_bn(c[-2], c[-1])
         self.fc = nn.Linear(c[-1], num_classes, bias=False)
+        self._add_drop_path(drop_path)
+
+    def _add_drop_path(self, drop_path: float) -> None:
+        """The residual branches in forward order: an MV2 block's ``conv`` (``out = conv(x) +
+        x`` when ``use_res_connect``), a transformer layer's attention and MLP (one rate for
+        the layer)."""
+        units: list[tuple[nn.Module, ...]] = []
+        for module in self.modules():  # modules() walks in registration (= forward) order
+            if getattr(module, "use_res_connect", False):
+                units.append((module.conv,))
+            elif hasattr(module, "transformer"):
+                units += [tuple(pair) for pair in module.transformer.layers]
+        rates = block_rates(drop_path, len(units))
+        drop_branches((branch, rate) for unit, rate in zip(units, rates, strict=True)
+                      for branch in unit)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.trunk(self.stem(self.conv1(x)))
@@ -124,10 +148,12 @@ TINY = dict(
 
 
 def build_mobilevit(
-    num_classes: int, image_size: int, small_image_stem_strides: tuple[int, int], **cfg
+    num_classes: int, image_size: int, small_image_stem_strides: tuple[int, int], *,
+    dropout: float, drop_path: float, **cfg
 ) -> MobileViT:
     strides = small_image_stem_strides if is_small_image(image_size) else (2, 2)
-    return MobileViT(num_classes, stem_strides=strides, **cfg)
+    return MobileViT(num_classes, stem_strides=strides, dropout=dropout, drop_path=drop_path,
+                     **cfg)
 
 
 register_family(

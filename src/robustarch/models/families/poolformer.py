@@ -6,6 +6,10 @@ stem: its 7x7 stride-4 conv would shrink a 32 px image to 8x8 before the first s
 stage 4), so for small images it is replaced by a 3x3 stride-1 conv (stage grids 32-16-8-4 at
 32 px). That gives 11.400M at 32 px / 10 classes (Table 1: 11.39M); the unmodified timm model
 has 11.407M. Images over 64 px keep timm's stem.
+
+Regularization: ``drop_path`` is MetaFormer's ``drop_path_rate`` (linear over the blocks),
+``dropout`` its ``proj_drop_rate`` (the MLP's dropout; the pooling mixer has none); the head
+dropout (``drop_rate``) stays 0.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ TINY = dict(depths=(1, 1, 1, 1), dims=(8, 16, 32, 64), small_image_stem_stride=2
 
 
 def build_poolformer(
-    num_classes: int, image_size: int, small_image_stem_stride: int, act: str = "gelu", **cfg
+    num_classes: int, image_size: int, small_image_stem_stride: int, act: str = "gelu", *,
+    dropout: float, drop_path: float, **cfg
 ) -> nn.Module:
     # Built from MetaFormer with poolformer_s12's arguments rather than through
     # timm.create_model("poolformer_s12"), which hard-codes GELU (the ReLU variant needs it).
@@ -42,7 +47,7 @@ def build_poolformer(
 
     model = MetaFormer(
         num_classes=num_classes, mlp_act=ACTIVATIONS[act], norm_layers=GroupNorm1, **cfg,
-        **_POOLFORMER_KWARGS,
+        drop_path_rate=drop_path, proj_drop_rate=dropout, **_POOLFORMER_KWARGS,
     )
     if is_small_image(image_size):
         conv = nn.Conv2d(

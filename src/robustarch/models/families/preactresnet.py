@@ -9,10 +9,12 @@ from ._cnn_blocks import PreActBottleneck, ResNetBody
 
 
 def build_preactresnet(
-    num_classes: int, image_size: int, depths: list[int], planes: list[int], stem_width: int
+    num_classes: int, image_size: int, depths: list[int], planes: list[int], stem_width: int,
+    *, dropout: float, drop_path: float
 ) -> nn.Module:
     return ResNetBody(
-        PreActBottleneck, depths, planes, num_classes, image_size, stem_width, preact=True
+        PreActBottleneck, depths, planes, num_classes, image_size, stem_width, preact=True,
+        dropout=dropout, drop_path=drop_path,
     )
 
 

@@ -10,6 +10,10 @@ paper's patch-size study) can be 4, 2 or 1. PVTv2 (Sec. 3.2) defines an overlapp
 embedding of stride S as a conv with kernel 2S-1 and padding S-1; timm hard-codes S=4 (kernel 7,
 padding 3), which the S=4 case reproduces exactly. ``pvtv2`` is ``pvtv2-p4``; ``pvtv2-relu``
 swaps every GELU for ReLU.
+
+Regularization: ``drop_path`` is timm's ``drop_path_rate`` (linear over the blocks),
+``dropout`` its ``attn_drop_rate`` and ``proj_drop_rate`` (attention probabilities, attention
+output, MLP); the head dropout (``drop_rate``) stays 0.
 """
 
 from __future__ import annotations
@@ -51,12 +55,15 @@ TINY = dict(
 
 
 def build_pvtv2(
-    num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", **cfg
+    num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", *,
+    dropout: float, drop_path: float, **cfg
 ) -> nn.Module:
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.
     from timm.models.pvt_v2 import PyramidVisionTransformerV2
 
-    net = PyramidVisionTransformerV2(num_classes=num_classes, linear=True, **cfg)
+    net = PyramidVisionTransformerV2(num_classes=num_classes, linear=True,
+                                     drop_path_rate=drop_path, attn_drop_rate=dropout,
+                                     proj_drop_rate=dropout, **cfg)
     net.patch_embed = OverlapPatchEmbed(patch_size, 3, cfg["embed_dims"][0])
     return replace_gelu(net, act)
 

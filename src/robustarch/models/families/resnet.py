@@ -9,9 +9,11 @@ from ._cnn_blocks import Bottleneck, ResNetBody
 
 
 def build_resnet(
-    num_classes: int, image_size: int, depths: list[int], planes: list[int], stem_width: int
+    num_classes: int, image_size: int, depths: list[int], planes: list[int], stem_width: int,
+    *, dropout: float, drop_path: float
 ) -> nn.Module:
-    return ResNetBody(Bottleneck, depths, planes, num_classes, image_size, stem_width)
+    return ResNetBody(Bottleneck, depths, planes, num_classes, image_size, stem_width,
+                      dropout=dropout, drop_path=drop_path)
 
 
 register_family(

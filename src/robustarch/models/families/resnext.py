@@ -7,12 +7,14 @@ from torch import nn
 
 from ..registry import register_family
 from ._cnn_blocks import PooledCNN, cifar_stem, conv_bn
+from ._regularization import DropPath, block_rates
 
 
 class ResNeXtBlock(nn.Module):
     """1x1 -> grouped 3x3 (``cardinality`` groups of ``width``) -> 1x1 expanding x2, post-act."""
 
-    def __init__(self, c_in: int, cardinality: int, width: int, stride: int):
+    def __init__(self, c_in: int, cardinality: int, width: int, stride: int,
+                 drop_path: float = 0.0):
         super().__init__()
         group_width = cardinality * width
         c_out = 2 * group_width
@@ -27,9 +29,10 @@ class ResNeXtBlock(nn.Module):
             conv_bn(c_in, c_out, 1, stride) if stride != 1 or c_in != c_out else nn.Identity()
         )
         self.act = nn.ReLU(inplace=True)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.body(x) + self.shortcut(x))
+        return self.act(self.drop_path(self.body(x)) + self.shortcut(x))
 
 
 class ResNeXt(PooledCNN):
@@ -41,26 +44,32 @@ class ResNeXt(PooledCNN):
         num_classes: int,
         image_size: int,
         stem_width: int = 64,
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         # 1x1 stem conv at CIFAR resolution, as in the reference code (kuangliu/pytorch-cifar)
         # that reproduces the paper's 9.12M; a 3x3 stem (Xie et al.) would give 9.13M.
         self.stem = cifar_stem(stem_width, image_size, kernel=1)
         stages, c_in = [], stem_width
+        rates = iter(block_rates(drop_path, sum(depths)))
         for i, depth in enumerate(depths):
             blocks = []
             for j in range(depth):
-                blocks.append(ResNeXtBlock(c_in, cardinality, width, 2 if i > 0 and j == 0 else 1))
+                blocks.append(ResNeXtBlock(c_in, cardinality, width, 2 if i > 0 and j == 0 else 1,
+                                           drop_path=next(rates)))
                 c_in = 2 * cardinality * width
             stages.append(nn.Sequential(*blocks))
             width *= 2  # bottleneck width doubles with every stage, as in the paper
         self.stages = nn.Sequential(*stages)
-        self._add_head(c_in, num_classes)
+        self._add_head(c_in, num_classes, dropout)
 
 
 def build_resnext(num_classes: int, image_size: int, depths: list[int], cardinality: int,
-                  width: int, stem_width: int) -> nn.Module:
-    return ResNeXt(depths, cardinality, width, num_classes, image_size, stem_width=stem_width)
+                  width: int, stem_width: int, *, dropout: float, drop_path: float
+                  ) -> nn.Module:
+    return ResNeXt(depths, cardinality, width, num_classes, image_size, stem_width=stem_width,
+                   dropout=dropout, drop_path=drop_path)
 
 
 register_family(

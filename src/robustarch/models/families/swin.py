@@ -12,6 +12,11 @@ Each stage's window is the largest size not above that cap that divides the stag
 windows always tile the grid exactly (no padding); a window covering the whole grid is not
 shifted (timm's rule). At 32 px / 10 classes this is 27.505M (Table 1: 27.42M; the gap is
 timm's Swin-T itself, 27.527M with 10 classes at 224 px).
+
+Regularization: timm's Swin defaults to stochastic depth 0.1; here ``drop_path`` is timm's
+``drop_path_rate`` (linear over the blocks) and ``dropout`` its ``attn_drop_rate`` and
+``proj_drop_rate`` (attention probabilities, attention output, MLP), 0 by default; timm's head
+dropout (``drop_rate``) stays 0.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ def stage_windows(grid: int, max_window: int, num_stages: int = 4) -> tuple[int,
     return tuple(sizes)
 
 
-def build_swin(num_classes: int, image_size: int, act: str = "gelu", **arch) -> nn.Module:
+def build_swin(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
+               drop_path: float, **arch) -> nn.Module:
     patch, max_window = (2, 4) if is_small_image(image_size) else (4, 7)
     if image_size % patch:
         raise ValueError(f"image_size {image_size} is not divisible by the patch size {patch}")
@@ -45,6 +51,9 @@ def build_swin(num_classes: int, image_size: int, act: str = "gelu", **arch) -> 
         patch_size=patch,
         window_size=stage_windows(image_size // patch, max_window),
         num_classes=num_classes,
+        drop_path_rate=drop_path,
+        attn_drop_rate=dropout,
+        proj_drop_rate=dropout,
         **arch,
     )
     # Imported here: vit-pytorch/timm pull in torchvision, seconds per job that builds no model.

@@ -1,4 +1,8 @@
-"""VGG-16 for CIFAR: 13 conv3x3-BN-ReLU layers in five pooled stages, one linear classifier."""
+"""VGG-16 for CIFAR: 13 conv3x3-BN-ReLU layers in five pooled stages, one linear classifier.
+
+Regularization: ``dropout`` on the pooled features before the classifier (the CNN rule; VGG's
+own dropout sat between its three FC layers, which the CIFAR variant replaces by one). No
+residual branch, so no drop-path: a non-zero ``drop_path`` is refused."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ VGG_TINY = [[8], [16], [32], [64], [64]]
 
 
 class VGG(nn.Module):
-    def __init__(self, plan: list[list[int]], num_classes: int):
+    def __init__(self, plan: list[list[int]], num_classes: int, dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
@@ -27,14 +31,16 @@ class VGG(nn.Module):
         # 32 px leaves 1x1 after five pools; adaptive pooling handles larger inputs.
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
+        self.head_drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
+        return self.fc(self.head_drop(torch.flatten(self.pool(self.features(x)), 1)))
 
 
-def build_vgg(num_classes: int, image_size: int, plan: list[list[int]]) -> nn.Module:
+def build_vgg(num_classes: int, image_size: int, plan: list[list[int]], *, dropout: float
+              ) -> nn.Module:
     # Adaptive pooling makes the network independent of image_size.
-    return VGG(plan, num_classes)
+    return VGG(plan, num_classes, dropout=dropout)
 
 
 register_family(
@@ -44,4 +50,5 @@ register_family(
     sizes={"paper": dict(plan=VGG16), "tiny": dict(plan=VGG_TINY)},
     paper_params_m=14.72,
     description="VGG-16 with BN, CIFAR variant (single 512->classes linear classifier)",
+    no_regularization={"drop_path": "VGG has no residual branches to drop"},
 )

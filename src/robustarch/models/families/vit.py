@@ -7,7 +7,15 @@ qkv, MLP head) that CIFAR ViT baselines use; it gives 9.786M parameters at 32 px
 (Table 1: 9.78M). Written in plain PyTorch because current vit-pytorch changed the patch
 embedding and head, and hard-codes GELU (the activation study needs ReLU).
 
-Variants: ``vit-p8/p4/p2`` (patch-size study; ``vit`` is ``vit-p4``) and ``vit-relu``.
+Images over 64 px get patches 4x larger (patch 16 at 224 px: 14x14 tokens, ViT-B/16's
+grid, the grid of the other families' ImageNet stems; ``_transformer_blocks.patch_for``).
+
+Variants: ``vit-p8/p4/p2`` (patch-size study, named by the patch at 32 px; ``vit`` is
+``vit-p4``; over 64 px p32/p16/p8) and ``vit-relu``.
+
+Regularization: ``dropout`` in every block's attention (probabilities and output) and MLP
+(after the activation and the output), stochastic depth on both residual branches of each
+block (``_regularization``); no dropout on the embeddings or in the head.
 """
 
 from __future__ import annotations
@@ -16,7 +24,8 @@ import torch
 from torch import nn
 
 from ..registry import Variant, register_family
-from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible
+from ._regularization import block_rates
+from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible, patch_for
 
 
 class ViT(nn.Module):
@@ -32,6 +41,8 @@ class ViT(nn.Module):
         mlp_dim: int,
         head_dim: int,
         act: str = "gelu",
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
     ):
         super().__init__()
         check_divisible(image_size, patch_size, "patch size")
@@ -43,7 +54,8 @@ class ViT(nn.Module):
         # Sized from image_size, so the token grid follows the input resolution.
         self.pos_embed = nn.Parameter(torch.randn(1, num_patches + 1, dim) * 0.02)
         self.blocks = nn.Sequential(
-            *[PreNormBlock(dim, heads, dim_head, mlp_dim, act_layer) for _ in range(depth)]
+            *[PreNormBlock(dim, heads, dim_head, mlp_dim, act_layer, dropout=dropout,
+                           drop_path=rate) for rate in block_rates(drop_path, depth)]
         )
         self.head = nn.Sequential(
             nn.LayerNorm(dim),
@@ -65,9 +77,12 @@ TINY = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128, head_dim=64)
 
 
 def build_vit(
-    num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", **cfg
+    num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", *,
+    dropout: float, drop_path: float, **cfg
 ) -> ViT:
-    return ViT(num_classes, image_size, patch_size, act=act, **cfg)
+    """``patch_size``: the patch at 32 px (larger images: :func:`patch_for`)."""
+    return ViT(num_classes, image_size, patch_for(image_size, patch_size), act=act,
+               dropout=dropout, drop_path=drop_path, **cfg)
 
 
 register_family(
@@ -76,11 +91,11 @@ register_family(
     build=build_vit,
     sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=9.78,
-    description="ViT: dim 512, depth 6, 8 heads, MLP 512, patch 4, cls token + abs. pos-emb",
+    description="ViT: dim 512, depth 6, 8 heads, MLP 512, patch 4 (16 over 64 px), cls, abs. pos",
     variants={
         f"p{p}": Variant(
             {"patch_size": p},
-            f"ViT with patch size {p} (patch-size study)",
+            f"ViT with patch size {p} at 32 px (patch-size study; {4 * p} over 64 px)",
             paper_params_m=9.78 if p == 4 else None,
         )
         for p in (8, 4, 2)

@@ -18,8 +18,13 @@ classes (Table 1: 23.18M). The ImageNet stem gives 23.628M trainable (23.651M co
 Performers' fixed random features, which this module keeps as buffers).
 
 ``vitae-relu`` swaps every GELU (PRM, Performer MLPs, NC MLPs) for ReLU; the PCMs' SiLU is the
-convolution branch's own activation and stays. Dropout/drop-path are training regularizers and
-are left out (the other families have none either).
+convolution branch's own activation and stays.
+
+Regularization (0 by default), in the normal cells as ViTAE's code: ``dropout`` on the
+attention probabilities, the attention output and in the MLP (after the activation and the
+output); ``drop_path`` on the attention, PCM and MLP branches (independent draws), rates linear
+over the cells. The reduction cells are the tokenizer (like CCT's or CvT's embeddings) and get
+neither; the T2T Performer's own dropout 0.1 is not used.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from torch import nn
 
 from ..registry import register_family
 from ._hybrid_blocks import ACTIVATIONS, init_like_timm, is_small_image
+from ._regularization import DropPath, block_rates
+from ._transformer_blocks import mlp_forward
 
 
 def _tokens_to_map(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
@@ -130,13 +137,14 @@ class ReductionCell(nn.Module):
 
 
 class NormalCell(nn.Module):
-    def __init__(self, dim, heads, mlp_ratio, groups, act_layer):
+    def __init__(self, dim, heads, mlp_ratio, groups, act_layer, dropout=0.0, drop_path=0.0):
         super().__init__()
         hidden = int(dim * mlp_ratio)
         self.heads = heads
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.qkv = nn.Linear(dim, dim * 3)
         self.proj = nn.Linear(dim, dim)
+        self.attn_dropout = float(dropout)
         self.pcm = nn.Sequential(
             nn.Conv2d(dim, hidden, 3, 1, 1, groups=groups), nn.BatchNorm2d(hidden), nn.SiLU(),
             nn.Conv2d(hidden, dim, 3, 1, 1, groups=groups), nn.BatchNorm2d(dim), nn.SiLU(),
@@ -144,18 +152,23 @@ class NormalCell(nn.Module):
         )
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = nn.Sequential(nn.Linear(dim, hidden), act_layer(), nn.Linear(hidden, dim))
+        self.drop = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
         b, n, c = x.shape
         conv = self.pcm(_tokens_to_map(x, hw)).flatten(2).transpose(1, 2)
         q, k, v = self.qkv(self.norm1(x)).view(b, n, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
-        attn = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c)
-        x = x + self.proj(attn) + conv
-        return x + self.mlp(self.norm2(x))
+        attn = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.attn_dropout if self.training else 0.0)
+        attn = self.drop(self.proj(attn.transpose(1, 2).reshape(b, n, c)))
+        x = x + self.drop_path(attn) + self.drop_path(conv)
+        return x + self.drop_path(mlp_forward(self.mlp, self.drop, self.norm2(x)))
 
 
 class ViTAE(nn.Module):
-    def __init__(self, num_classes, reduction_cells, depth, heads, mlp_ratio, groups, act):
+    def __init__(self, num_classes, reduction_cells, depth, heads, mlp_ratio, groups, act,
+                 dropout=0.0, drop_path=0.0):
         super().__init__()
         act_layer = ACTIVATIONS[act]
         cells, in_chans = [], 3
@@ -164,7 +177,8 @@ class ViTAE(nn.Module):
             in_chans = rc["token_dim"]
         self.reduction = nn.ModuleList(cells)
         self.cells = nn.ModuleList(
-            NormalCell(in_chans, heads, mlp_ratio, groups, act_layer) for _ in range(depth)
+            NormalCell(in_chans, heads, mlp_ratio, groups, act_layer, dropout, rate)
+            for rate in block_rates(drop_path, depth)
         )
         self.head = nn.Linear(in_chans, num_classes)
         init_like_timm(self)
@@ -202,11 +216,12 @@ TINY = dict(
 )
 
 
-def build_vitae(num_classes: int, image_size: int, act: str = "gelu", **cfg) -> ViTAE:
+def build_vitae(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
+                drop_path: float, **cfg) -> ViTAE:
     if is_small_image(image_size):
         # 32-px stem: without the x4 cell, the x2 Performer cell reads the image directly.
         cfg["reduction_cells"] = cfg["reduction_cells"][1:]
-    return ViTAE(num_classes, act=act, **cfg)
+    return ViTAE(num_classes, act=act, dropout=dropout, drop_path=drop_path, **cfg)
 
 
 register_family(
