@@ -288,15 +288,15 @@ class _OnlyHere(nn.Linear):
 
 
 def test_art116_worker_failure_is_reported():
-    """A worker that dies (here: unpickling a model whose class it cannot import) raises, with
-    the worker's error in the message, and leaves no process behind."""
+    """A worker that dies (here: ART refuses a negative max_iter while the worker builds the
+    attack) raises, with the worker's error in the message, and leaves no process behind."""
     from robustarch.bench import art116
 
     if art116.art116_missing():
         pytest.skip(art116.art116_missing())
-    with pytest.raises(RuntimeError, match=r"(?s)worker exited with status 1.*test_bench"):
+    with pytest.raises(RuntimeError, match=r"(?s)worker exited with status 1.*max_iter"):
         art116.Art116L1(_OnlyHere(3, 10), torch.zeros(1, 3), torch.zeros(1), eps=1.0,
-                        eps_step=0.1, max_iter=1)
+                        eps_step=0.1, max_iter=-1)
 
 
 def test_evaluate_attack_bf16_and_precision_check(digits):
@@ -307,7 +307,7 @@ def test_evaluate_attack_bf16_and_precision_check(digits):
     x, y = digits["x_test"][:16], digits["y_test"][:16]
     settings = {"name": "pgd_linf", "kind": "pgd", "norm": "linf", "eps": 8 / 255, "steps": 2,
                 "step_size": 2 / 255, "random_start": True, "early_stop": True,
-                      "algorithm": "robustarch"}
+                "algorithm": "robustarch"}
     fp32 = evaluate_attack(model, x, y, settings, batch_size=8)
     again = evaluate_attack(model, x, y, settings, batch_size=8, bf16=False)
     assert fp32.equals(again)  # fp32 stays the default

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,17 @@ class Art116L1:
         folder = Path(self._dir.name)
         self._out = folder / "adversarial.pt"
         self._stderr_path = folder / "stderr.txt"
-        job = dict(model=model, x=x.detach().cpu().float(), y=y.detach().cpu().long(),
+        # The model travels as TorchScript (the same ops, no pickled Python), the rest as
+        # tensors and numbers, so the worker loads nothing with weights_only=False.
+        was_training = model.training
+        with torch.no_grad(), warnings.catch_warnings():
+            # deprecated in torch 2.14 for torch.export, which cannot feed ART an nn.Module
+            # with input gradients as directly; tracing still works and runs the same ops
+            warnings.simplefilter("ignore", FutureWarning)
+            traced = torch.jit.trace(model.eval(), x[:1].detach())
+            torch.jit.save(traced, str(folder / "model.pt"))
+        model.train(was_training)
+        job = dict(x=x.detach().cpu().float(), y=y.detach().cpu().long(),
                    eps=float(eps), eps_step=float(eps_step), max_iter=int(max_iter),
                    num_random_init=int(num_random_init), seed=int(seed),
                    num_classes=int(num_classes), device=str(x.device),
@@ -145,10 +156,11 @@ def _worker(job_path: str, out_path: str) -> int:
     if art.__version__ != ART116_VERSION:
         raise RuntimeError(f"expected ART {ART116_VERSION} first on PYTHONPATH, imported "
                            f"{art.__version__} from {art.__file__}")
-    job = torch.load(job_path, weights_only=False)  # our own file: a pickled model
+    job = torch.load(job_path, weights_only=True)
     torch.set_num_threads(job["threads"])
     device = torch.device(job["device"])
-    model = job["model"].to(device).eval()
+    model = torch.jit.load(str(Path(job_path).with_name("model.pt")), map_location=device)
+    model.eval()
     x, y = job["x"].numpy(), job["y"].numpy()
     classifier = PyTorchClassifier(
         model=model, loss=nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
