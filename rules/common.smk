@@ -5,7 +5,7 @@ from pathlib import Path
 
 from robustarch.config import ConfigError, load_schema, validate_config
 from robustarch.data.registry import archives, dataset_spec, list_datasets
-from robustarch.models.catalog import list_models
+from robustarch.models.catalog import list_models, model_info
 from robustarch.runtime import cuda_available
 from robustarch.settings import (
     analysis_settings,
@@ -171,6 +171,7 @@ def all_targets():
         + study_targets()
         + corruption_targets()
         + analysis_targets()
+        + [f"{RESULTS}/scorecard.md"]
     )
 
 
@@ -215,3 +216,75 @@ def table1_dataset(wildcards):
 
 def table1_summaries(wildcards):
     return summaries(table1_dataset(wildcards))
+
+
+# The scorecard (rules/scorecard.smk). Its helpers call those of analyse_common.smk and
+# corruptions_common.smk, which the Snakefile includes before rules/scorecard.smk.
+
+
+def scorecard_models():
+    """(dataset, arch, method) of every model whose outcomes the scorecard reads: Table 1's on
+    report.table1_dataset, the studies', the analysis table's, and the PGD-linf twins of the
+    TRADES study's architectures where the workflow trains them anyway."""
+    models = [(PRIMARY, a, m) for a in RUN["architectures"] for m in RUN["methods"]]
+    for study in STUDIES:
+        if study != "corruptions":
+            models += [
+                (STUDIES[study]["dataset"], a, m) for a, m in study_models(study)
+            ]
+    models += [(ANALYSIS_DATASET, a, m) for a, m in table_models()]
+    if "trades" in STUDIES:
+        dataset = STUDIES["trades"]["dataset"]
+        trained = set(models) | {
+            (d, a, m)
+            for d in RUN["datasets"]
+            for a in RUN["architectures"]
+            for m in RUN["methods"]
+        }
+        models += [
+            (dataset, a, "pgd_linf")
+            for a in STUDIES["trades"]["architectures"]
+            if (dataset, a, "pgd_linf") in trained
+        ]
+    return list(dict.fromkeys(models))
+
+
+def scorecard_inputs():
+    models = scorecard_models()
+    outcomes = [
+        f"{MODEL_DIR.format(dataset=d, arch=a, method=m)}/eval/{attack}.parquet"
+        for d, a, m in models
+        for attack in attacks_for(m)
+    ]
+    corrupted = table4_inputs()
+    return {
+        "summaries": [summary_path(*model) for model in models],
+        "outcomes": list(dict.fromkeys(outcomes + corrupted["clean"])),
+        "corruptions": corrupted["corruptions"],
+        "sparsity": f"{RESULTS}/sparsity.csv",
+        "landscape": f"{RESULTS}/landscape.csv",
+    }
+
+
+def scorecard_spec():
+    """What the scorecard's checks need to know of the configuration (see
+    robustarch.report.scorecard.build_scorecard)."""
+    corruptions = None
+    if CORRUPTION_SECTION is not None:
+        corruptions = {
+            key: CORRUPTION_STUDY[key]
+            for key in ("datasets", "architectures", "methods")
+        }
+    archs = {a for _, a, _ in scorecard_models() + corruption_models()}
+    return {
+        "dataset": PRIMARY,
+        "architectures": RUN["architectures"],
+        "studies": {n: dict(s) for n, s in STUDIES.items() if n != "corruptions"},
+        "corruptions": corruptions,
+        "analysis": {
+            "dataset": ANALYSIS_DATASET,
+            "models": [list(model) for model in table_models()],
+        },
+        "attack_norms": {name: a["norm"] for name, a in config["attacks"].items()},
+        "categories": {a: model_info(a).category for a in sorted(archs)},
+    }

@@ -155,3 +155,31 @@ def write_figure4(*, landscapes: Iterable[str | Path], architectures: Sequence[s
 def write_sparsity_scatter(*, table: str | Path, pdf: str | Path, log: Log) -> None:
     rho, p = figures.sparsity_scatter(pd.read_csv(table), pdf)
     log(f"Spearman rho {rho:.3f} (p = {p:.3g})")
+
+
+def write_scorecard(*, summaries: Iterable[str | Path], outcomes: Iterable[str | Path],
+                    corruptions: Iterable[str | Path], sparsity: str | Path | None,
+                    landscape: str | Path | None, spec: Mapping[str, Any], md: str | Path,
+                    csv: str | Path, tex: str | Path, log: Log) -> None:
+    """The reproduction scorecard: every reproduced cell against the paper's, the rank
+    correlations, and the paper's findings as checks under both protocols
+    (:mod:`robustarch.report.scorecard`)."""
+    from ..atomic import write_text
+    from .scorecard import (
+        Results,
+        build_scorecard,
+        scorecard_frame,
+        summary_text,
+        to_latex,
+        to_markdown,
+    )
+
+    results = Results(summaries=read_json_files(summaries), outcomes=outcomes,
+                      corruptions=corruptions, attack_norms=spec["attack_norms"])
+    card = build_scorecard(
+        spec, results, sparsity=None if sparsity is None else pd.read_csv(sparsity),
+        landscape=None if landscape is None else pd.read_csv(landscape))
+    write_text(to_markdown(card), md)
+    write_csv(scorecard_frame(card), csv)
+    write_text(to_latex(card), tex)
+    log(summary_text(card))
