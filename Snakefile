@@ -32,6 +32,7 @@ include: "rules/merge.smk"
 include: "rules/report.smk"
 include: "rules/corruptions.smk"
 include: "rules/analyse.smk"
+include: "rules/plan.smk"
 
 
 rule all:
