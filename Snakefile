@@ -33,6 +33,7 @@ include: "rules/report.smk"
 include: "rules/corruptions.smk"
 include: "rules/analyse.smk"
 include: "rules/scorecard.smk"
+include: "rules/plan.smk"
 
 
 rule all:

@@ -135,16 +135,43 @@ def test_markdown_reports_records_goals_precision_and_missing_gpu():
     assert "≥ 1.0 and within 2 points | yes |" in text
 
 
+def _gpu_section() -> dict:
+    """A GPU section as robustarch.bench.gpu.gpu_section writes it (figures made up)."""
+    run = {"images_per_s": 3000.0, "peak_memory_gib": 6.0, "achieved_tflops": 180.0,
+           "peak_share": 0.182}
+    return {
+        "device": "NVIDIA H100 80GB HBM3", "peak_bf16_tflops": 989.4, "measured": "2026-01-01",
+        "scale": "paper", "batch_size": 128, "image_size": 32, "adversary": "PGD-15, eps 8/255",
+        "sizes": {"batches": 4, "repeats": 2, "epoch_batches": 4, "aa_samples": 500,
+                  "aa_iterations": 10},
+        "seconds": 480.0,
+        "settings": {"resnet": {"image_size": 32, "best": "bf16", "flops_per_image": 6e10,
+                                "settings": {"fp32": {**run, "images_per_s": 1000.0,
+                                                      "peak_memory_gib": 10.0,
+                                                      "achieved_tflops": 60.0,
+                                                      "peak_share": 0.061},
+                                             "bf16": run}}},
+        "epochs": {"resnet": {"category": "CNN", "family": "resnet", "images_per_s": 1000.0,
+                              "peak_memory_gib": 10.0, "flops_per_image": 6e10,
+                              "epoch_minutes": 0.9, "achieved_tflops": 60.0,
+                              "peak_share": 0.061}},
+        "autoattack": {"resnet": {"samples": 500, "iterations": 10, "seconds": 20.0,
+                                  "robust_share": 0.1, "flops": 1e15, "achieved_tflops": 50.0,
+                                  "peak_share": 0.05}},
+        "calibration": {"throughput": {"fp32": {"categories": {"CNN": 60e12}},
+                                       "bf16": {"categories": {"CNN": 180e12}}},
+                        "evaluation_factor": 0.83},
+    }
+
+
 def test_markdown_gpu_section():
-    gpu = {"device": "NVIDIA H100 80GB HBM3", "peak_bf16_tflops": 989.4, "batch_size": 128,
-           "adversary": "PGD-10, eps 8/255", "models": {"resnet": {
-               "settings": {"fp32": {"images_per_s": 1000.0, "peak_memory_gib": 10.0},
-                            "bf16": {"images_per_s": 3000.0, "peak_memory_gib": 6.0}},
-               "flops_per_image": 6e10, "best": "bf16", "achieved_tflops": 180.0,
-               "peak_share": 0.182}}}
-    text = render(_document(gpu=gpu))
+    text = render(_document(gpu=_gpu_section()))
     assert "No GPU was available" not in text
-    assert "| `resnet` | bf16 (best) | 3,000 | 6.00 | 180 | 18.2 % |" in text
+    assert "| `resnet` | 32 | bf16 (best) | 3,000 | 6.00 | 180 | 18.2 % |" in text
+    assert "| `resnet` | 32 | fp32 | 1,000 | 10.0 | 60.0 | 6.1 % |" in text
+    assert "| `resnet` | CNN | 1,000 | 0.90 | 10.0 | 60.0 | 6.1 % |" in text  # the epoch
+    assert "| `resnet` | 500 | 10 | 20.0 | 50.0 | 5.0 % |" in text  # AutoAttack
+    assert "fp32 CNN 60.0, bf16 CNN 180.0" in text and "0.83 x the training rate" in text
 
 
 # --------------------------------------------------------------------------- timing
@@ -352,21 +379,84 @@ def test_flop_count_and_peaks():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_gpu_only_run_keeps_the_cpu_figures():
+    """`--only gpu` replaces the GPU section and records of the last whole run's document."""
+    from robustarch.bench.__main__ import with_gpu_section
+
+    previous = json.loads(json.dumps(_document()))
+    previous["records"].append({"name": "gpu_train_old", "ours": 1.0})
+    gpu_run = {"gpu": _gpu_section(), "records": [{"name": "gpu_train_new", "ours": 2.0}]}
+    merged = with_gpu_section(previous, gpu_run)
+    names = [r["name"] for r in merged["records"]]
+    assert names == ["train", "attack_pgd_linf", "attack_pgd_l1", "plan", "gpu_train_new"]
+    assert merged["gpu"] == gpu_run["gpu"] and merged["precision"] == previous["precision"]
+    assert "| `resnet` | 32 | bf16 (best) |" in render(merged)
+
+
 def test_gpu_figures_run_on_any_device():
-    """The GPU section's code path, on the CPU with a tiny model and two settings."""
+    """The settings comparison's code path, on the CPU with a tiny model and three settings."""
     from robustarch.bench.gpu import gpu_figures
 
     base = tiny_settings(method="pgd_linf")
-    section, records = gpu_figures(base, archs=("resnet",), batch_size=8, batches=1, repeats=1,
-                                   device=torch.device("cpu"), scale="tiny",
-                                   variants=("fp32", "bf16"), progress=lambda _m: None)
-    figures = section["models"]["resnet"]
-    assert set(figures["settings"]) == {"fp32", "bf16"}
-    assert figures["best"] in ("fp32", "bf16") and figures["flops_per_image"] > 0
-    assert figures["peak_share"] is None  # no known peak for a CPU
-    (record,) = records
-    assert record.name == "gpu_train_resnet_bf16" and record.ours > 0
-    assert "`resnet` | fp32" in render({**_document(), "gpu": section})
+    models, records = gpu_figures(base, archs=("resnet",), batch_size=8, batches=1, repeats=1,
+                                  device=torch.device("cpu"), scale="tiny",
+                                  variants=("fp32", "bf16", "fp32_unfolded"),
+                                  progress=lambda _m: None)
+    figures = models["resnet"]
+    assert set(figures["settings"]) == {"fp32", "bf16", "fp32_unfolded"}  # resnet has norms
+    assert figures["best"] in figures["settings"] and figures["flops_per_image"] > 0
+    assert all(s["peak_share"] is None for s in figures["settings"].values())  # no CPU peak
+    assert [r.name for r in records] == ["gpu_train_resnet_32px_bf16",
+                                         "gpu_train_resnet_32px_fp32_unfolded"]
+    assert all(r.ours > 0 for r in records)
+    # a model without batch norms skips the unfolded setting
+    models, _ = gpu_figures(base, archs=("vit",), batch_size=8, batches=1, repeats=1,
+                            device=torch.device("cpu"), scale="tiny",
+                            variants=("fp32", "fp32_unfolded"), progress=lambda _m: None)
+    assert set(models["vit"]["settings"]) == {"fp32"}
+
+
+def test_gpu_section_and_calibration_run_on_any_device(repo):
+    """The whole --gpu section on the CPU (tiny models, a batch of each): every part, the
+    calibration the cost model reads, and its Markdown."""
+    import copy
+
+    from robustarch.bench.gpu import GpuSizes, gpu_section
+    from robustarch.bench.runner import load_config
+    from robustarch.workflow.costs import CALIBRATION_FORMAT, Throughput
+
+    config = copy.deepcopy(load_config(repo))
+    config["training"].update(batch_size=4, adversary={**config["training"]["adversary"],
+                                                       "steps": 1})
+    config["run"]["architectures"] = ["resnet", "vit"]
+    section, records = gpu_section(
+        config, sizes=GpuSizes(batches=1, repeats=1, epoch_batches=1, aa_samples=4,
+                               aa_iterations=1),
+        device=torch.device("cpu"), scale="tiny", variants=("fp32", "bf16_channels_last"),
+        archs={"settings": ("resnet",), "compile": (), "autoattack": ("resnet",)},
+        progress=lambda _m: None)
+    assert set(section["settings"]) == {"resnet", "resnet@224px"}
+    assert set(section["epochs"]) == {"resnet", "vit"}
+    assert section["epochs"]["vit"]["category"] == "Transformer"
+    assert section["epochs"]["resnet"]["epoch_minutes"] > 0
+    aa = section["autoattack"]["resnet"]
+    assert aa["flops"] > 0 and aa["seconds"] > 0 and 0 <= aa["robust_share"] <= 1
+    calibration = section["calibration"]
+    assert calibration["format"] == CALIBRATION_FORMAT
+    fp32 = calibration["throughput"]["fp32"]  # the config trains in fp32
+    assert set(fp32["families"]) == {"resnet", "vit"} and set(fp32["categories"]) == {
+        "CNN", "Transformer"}
+    assert set(calibration["throughput"]["bf16"]["categories"]) == {"CNN"}
+    assert calibration["evaluation_factor"] > 0
+    throughput = Throughput(calibration)
+    assert throughput.flops_per_s("resnet", "fp32") == fp32["families"]["resnet"]
+    assert throughput.flops_per_s("vit-p8", "fp32") == fp32["families"]["vit"]  # same family
+    assert throughput.flops_per_s("swin", "fp32") == fp32["categories"]["Transformer"]
+    assert throughput.flops_per_s("resnet", "fp32", evaluation=True) == pytest.approx(
+        fp32["families"]["resnet"] * calibration["evaluation_factor"])
+    assert [r.name for r in records] == ["gpu_train_resnet_32px_bf16_channels_last",
+                                         "gpu_train_resnet_224px_bf16_channels_last"]
+    assert "| `vit` | Transformer |" in render({**_document(), "gpu": section})
 
 
 # --------------------------------------------------------------------------- batch-size cache

@@ -29,7 +29,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CLUSTER = REPO / "cluster" / "local-slurm.sh"
 PROFILE = REPO / "profiles" / "slurm" / "profile.yaml"
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "workflow", "envs", "profiles"]
-GPU_RULES = {"train", "evaluate", "evaluate_corruptions"}
+GPU_RULES = {"train", "evaluate", "evaluate_corruptions", "analyse_model"}
 PROFILE_ENV = [v for v in os.environ if v.startswith("ROBUSTARCH_SLURM_")]
 
 # A small target: a tiny ResNet on digits, PGD-linf trained, evaluated clean and under PGD.

@@ -178,6 +178,51 @@ def test_cifar100_plans_table1_and_table4_from_its_module_alone(tmp_path):
     assert "results/cifar10/" not in result.stdout
 
 
+def _dry_run_jobs(output: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(rule, "k=v k=v" wildcards) -> resources of every job a dry run prints, but all."""
+    jobs = {}
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", output):
+        rule = re.match(r"(?:local)?rule (\w+):\n", block)
+        if not rule or rule.group(1) == "all":
+            continue
+        wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.MULTILINE)
+        resources = re.search(r"^\s+resources: (.*)$", block, flags=re.MULTILINE)
+        key = (rule.group(1), " ".join(wildcards.group(1).split(", ")) if wildcards else "")
+        jobs[key] = dict(kv.split("=", 1) for kv in resources.group(1).split(", "))
+    return jobs
+
+
+@pytest.mark.parametrize("profile", ["paper", "demo"])
+def test_plan_bills_exactly_the_jobs_a_dry_run_would_run(tmp_path, profile):
+    """`snakemake plan` lists every job of `snakemake -n`, once, with the wall time the dry
+    run requests for it; it trains nothing and is not part of rule all."""
+    work = _workdir(tmp_path)
+    extra = ["--configfile", str(DEMO_CONFIG)] if profile == "demo" else []
+    dry = _run(["-n", "--cores", "1", *extra], work)
+    assert dry.returncode == 0, dry.stderr
+    planned = _run(["plan", "--cores", "1", *extra], work)
+    assert planned.returncode == 0, planned.stdout[-3000:] + planned.stderr[-3000:]
+    jobs = _dry_run_jobs(dry.stdout)
+    assert "plan" not in {rule for rule, _ in jobs}
+    frame = pd.read_csv(work / "results/plan.csv", keep_default_na=False)
+    rows = list(zip(frame["rule"], frame["wildcards"], strict=True))
+    assert len(rows) == len(set(rows)) and set(rows) == set(jobs)
+    gpu = frame[frame["gpu"]]
+    assert set(gpu["rule"]) == {"train", "evaluate", "evaluate_corruptions", "analyse_model"}
+    assert (gpu["flops"] > 0).all() and (gpu["gpu_hours"] > 0).all()
+    for row in gpu.itertuples():
+        assert int(jobs[(row.rule, row.wildcards)]["runtime"]) == int(row.runtime_min), row
+    assert (frame["status"] == "to run").all() and not (work / "results/digits").exists()
+    text = (work / "results/plan.md").read_text()
+    total = gpu["gpu_hours"].sum()
+    assert f"**{len(frame)} jobs** to run" in text and "## The 10 costliest jobs" in text
+    table1 = frame[frame["group"].str.startswith("Table 1")]
+    assert (table1["rule"] == "train").sum() == len(
+        yaml.safe_load((REPO / "config.yaml").read_text())["run"]["methods"]) * len(
+        set(table1["arch"]) - {""}) * len(set(table1["dataset"]) - {""})
+    assert 0 < gpu[gpu["group"].str.startswith("Table 1")]["gpu_hours"].sum() <= total
+
+
 def test_planning_imports_no_torch(tmp_path):
     """`snakemake -n` reads architectures from models/catalog.json and datasets from
     robustarch.data.sources: importing torch would add seconds to every plan."""

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+
+def with_gpu_section(previous: dict[str, Any], gpu_run: dict[str, Any]) -> dict[str, Any]:
+    """``previous`` (a whole run's document) with the GPU section and records of ``gpu_run``
+    (``--only gpu``): the CPU figures stay as they were measured."""
+    records = [r for r in previous["records"] if not r["name"].startswith("gpu_")]
+    return {**previous, "gpu": gpu_run["gpu"],
+            "records": records + [r for r in gpu_run["records"] if r["name"].startswith("gpu_")]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="more rounds and larger batches")
     gpu = parser.add_mutually_exclusive_group()
     gpu.add_argument("--gpu", dest="gpu", action="store_const", const=True,
-                     help="run the GPU figures (default: when CUDA is available)")
+                     help="run the GPU figures and write the cost model's calibration, "
+                          "<out>/gpu_calibration.json (default: when CUDA is available); with "
+                          "--only gpu, the other figures of <out>/benchmarks.json are kept")
     gpu.add_argument("--no-gpu", dest="gpu", action="store_const", const=False)
     parser.add_argument("--only", nargs="+",
                         choices=["train", "attacks", "plan", "precision", "gpu"],
@@ -58,7 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     doc = run(mode_name, repo=repo, device=args.device, gpu=args.gpu,
               only=tuple(args.only) if args.only else None, progress=progress)
     flag = "--full" if mode_name == "full" else "--quick"
+    if args.only == ["gpu"] and doc.get("gpu") and (out / "benchmarks.json").exists():
+        doc = with_gpu_section(json.loads((out / "benchmarks.json").read_text()), doc)
     write_json(out / "benchmarks.json", doc)
+    if doc.get("gpu"):  # what rules/resources.smk and `snakemake plan` read
+        write_json(out / "gpu_calibration.json", doc["gpu"]["calibration"])
     markdown = render(doc, command=f"python -m robustarch.bench {flag}")
     write_text(markdown, out / "benchmarks.md")
     for record in doc["records"]:

@@ -173,29 +173,65 @@ def render(doc: dict[str, Any], *, command: str = "python -m robustarch.bench") 
                         f"{row['fp32_accuracy']:.3f}", f"{row['bf16_accuracy']:.3f}",
                         str(row["outcomes_flipped"])] for row in precision["rows"]], "lrrrr")
 
-    out += ["", "## GPU", ""]
-    gpu = doc.get("gpu")
-    if not gpu:
-        out += ["No GPU was available for these figures. When CUDA is available (or with "
-                "`--gpu`), the runner measures PGD-10 training of the paper-size ResNet and ViT "
-                "in fp32, bf16 autocast, bf16 + channels_last and bf16 + channels_last + "
-                "`torch.compile`: images/s, peak GPU memory, and the share of the GPU's dense "
-                "bf16 peak reached by the best setting (FLOPs counted with "
-                "`torch.utils.flop_counter`)."]
-    else:
-        peak = gpu.get("peak_bf16_tflops")
-        out += [f"{gpu['device']} (dense bf16 peak: "
-                f"{_number(peak) + ' TFLOP/s' if peak else 'unknown'}), batch "
-                f"{gpu['batch_size']}, {gpu['adversary']}, our loop:", ""]
-        rows = []
-        for arch, fig in gpu["models"].items():
-            for variant, s in fig["settings"].items():
-                best = variant == fig["best"]
-                share = fig["peak_share"]
-                rows.append([f"`{arch}`", variant + (" (best)" if best else ""),
-                             _number(s["images_per_s"]), _number(s["peak_memory_gib"]),
-                             f"{fig['achieved_tflops']:.0f}" if best else "",
-                             f"{100 * share:.1f} %" if best and share is not None else ""])
-        out += _table(["model", "setting", "images/s", "peak memory (GiB)", "TFLOP/s",
-                       "share of bf16 peak"], rows, "llrrrr")
+    out += ["", "## GPU", "", *_gpu_section(doc.get("gpu"))]
     return "\n".join(out) + "\n"
+
+
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f} %"
+
+
+def _gpu_section(gpu: dict[str, Any] | None) -> list[str]:
+    """The GPU figures (robustarch.bench.gpu) and the calibration they give."""
+    if not gpu:
+        return ["No GPU was available for these figures. With CUDA (or `--gpu`) the runner "
+                "times PGD adversarial training of the paper-size ResNet-50, ViT, Swin and "
+                "CoAtNet (32 px) and ResNet-50 (224 px) in fp32, TF32, bf16, bf16 + "
+                "channels_last, + `torch.compile` and without folded batch norms; one epoch of "
+                "every configured architecture; AutoAttack on 500 images for two; and writes "
+                "`docs/gpu_calibration.json`, the achieved FLOP/s the workflow's cost model "
+                "(`snakemake plan`, the SLURM wall times) reads instead of its assumed A100."]
+    peak = gpu.get("peak_bf16_tflops")
+    sizes = gpu["sizes"]
+    out = [f"{gpu['device']} (dense bf16 peak: "
+           f"{_number(peak) + ' TFLOP/s' if peak else 'unknown'}), models at scale "
+           f"{gpu['scale']}, batch {gpu['batch_size']}, {gpu['adversary']} (the config's), "
+           f"our loop, random data; {gpu['seconds']:.0f} s in all. TFLOP/s: counted FLOPs "
+           "(`robustarch.models.flops`) per second; share: of the dense bf16 peak (MFU).", "",
+           f"Settings ({sizes['batches']} timed batches per epoch, median of "
+           f"{sizes['repeats']} epochs after a warm-up epoch):", ""]
+    rows = []
+    for name, fig in gpu["settings"].items():
+        for variant, s in fig["settings"].items():
+            best = " (best)" if variant == fig["best"] else ""
+            rows.append([f"`{name.split('@')[0]}`", str(fig["image_size"]), variant + best,
+                         _number(s["images_per_s"]), _number(s["peak_memory_gib"]),
+                         _number(s["achieved_tflops"]), _share(s["peak_share"])])
+    out += _table(["model", "px", "setting", "images/s", "peak memory (GiB)", "TFLOP/s",
+                   "share of bf16 peak"], rows, "lrlrrrr")
+    out += ["", f"One epoch of PGD training per architecture with the config's settings "
+            f"({sizes['epoch_batches']} timed batches after a warm-up epoch, extrapolated to "
+            "50,000 CIFAR-10 images and the clean pass over 10,000 test images):", ""]
+    out += _table(["model", "category", "images/s", "epoch (min)", "peak memory (GiB)",
+                   "TFLOP/s", "share of bf16 peak"],
+                  [[f"`{arch}`", f["category"], _number(f["images_per_s"]),
+                    _number(f["epoch_minutes"]), _number(f["peak_memory_gib"]),
+                    _number(f["achieved_tflops"]), _share(f["peak_share"])]
+                   for arch, f in gpu["epochs"].items()], "llrrrrr")
+    out += ["", "AutoAttack (the config's `aa_linf`, fewer iterations; FLOPs of the samples "
+            "each stage attacked):", ""]
+    out += _table(["model", "images", "iterations", "seconds", "TFLOP/s", "share of bf16 peak"],
+                  [[f"`{arch}`", str(f["samples"]), str(f["iterations"]),
+                    _number(f["seconds"]), _number(f["achieved_tflops"]),
+                    _share(f["peak_share"])] for arch, f in gpu["autoattack"].items()],
+                  "lrrrrr")
+    calibration = gpu["calibration"]
+    rates = [f"{precision} {category} {rate / 1e12:.1f}"
+             for precision, part in calibration["throughput"].items()
+             for category, rate in part["categories"].items()]
+    factor = calibration["evaluation_factor"]
+    out += ["", "Calibration (`docs/gpu_calibration.json`, read by `snakemake plan` and the "
+            "SLURM wall times): achieved TFLOP/s per category " + ", ".join(rates)
+            + " (per family in the JSON)"
+            + (f"; AutoAttack runs at {factor:.2f} x the training rate." if factor else ".")]
+    return out

@@ -13,7 +13,8 @@ Workloads (all on scikit-learn's bundled digits, 3x32x32, so nothing is download
   (foolbox 3.0.4; ART 1.16.0 in its worker process, skipped with a message when its
   directory is missing).
 * ``plan``: ``snakemake -n`` over the repository's ``config.yaml``.
-* bf16 evaluation check on the same model; GPU figures when CUDA is available.
+* bf16 evaluation check on the same model; GPU figures and the cost model's calibration when
+  CUDA is available (:mod:`robustarch.bench.gpu`).
 """
 
 from __future__ import annotations
@@ -45,16 +46,14 @@ class Sizes:
     plan_warmup: int
     plan_repeats: int
     precision_samples: int
-    gpu_batches: int            # per epoch
-    gpu_repeats: int            # timed epochs after the warm-up epoch
 
 
 QUICK = Sizes(train_batches=2, train_warmup=1, train_repeats=5, attack_samples=128,
               attack_warmup=1, attack_repeats=5, l1_samples=128, l1_repeats=5, plan_warmup=1,
-              plan_repeats=3, precision_samples=128, gpu_batches=20, gpu_repeats=3)
+              plan_repeats=3, precision_samples=128)
 FULL = Sizes(train_batches=4, train_warmup=1, train_repeats=9, attack_samples=256,
              attack_warmup=1, attack_repeats=9, l1_samples=256, l1_repeats=5, plan_warmup=1,
-             plan_repeats=5, precision_samples=360, gpu_batches=50, gpu_repeats=5)
+             plan_repeats=5, precision_samples=360)
 MODES = {"quick": QUICK, "full": FULL}
 
 TRAIN_ARCH = "resnet"
@@ -198,14 +197,9 @@ def run(mode: str = "quick", *, repo: Path | None = None, device: str = "cpu",
                                  progress=progress))
 
     if "gpu" in wanted and gpu:
-        from robustarch.bench.gpu import gpu_figures
-        from robustarch.config import training_settings
+        from robustarch.bench.gpu import GPU_SIZES, gpu_section
 
-        base = training_settings(config, "cifar10", "resnet", "pgd_linf")
-        section, gpu_records = gpu_figures(base, archs=("resnet", "vit"),
-                                           batch_size=base.batch_size,
-                                           batches=sizes.gpu_batches,
-                                           repeats=sizes.gpu_repeats,
+        section, gpu_records = gpu_section(config, sizes=GPU_SIZES[mode],
                                            device=torch.device("cuda"), progress=progress)
         extra["gpu"] = section
         records.extend(gpu_records)
