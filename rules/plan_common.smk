@@ -43,7 +43,10 @@ def _table1_jobs(dataset, first):
     for arch in RUN["architectures"]:
         for method in RUN["methods"]:
             jobs += _model_jobs(dataset, arch, method)
-    return jobs + [("table1", {"name": table1_name(dataset)})]
+    jobs.append(("table1", {"name": table1_name(dataset)}))
+    if RUN["strong_attacks"]:
+        jobs.append(("table1_strong", {"name": table1_name(dataset, "_strong")}))
+    return jobs
 
 
 def _study_jobs(study, report_job):
@@ -116,7 +119,8 @@ def plan_groups():
         )
     if CORRUPTION_SECTION is not None:
         groups.append(("Table 4 (corruptions)", _table4_jobs()))
-    return groups + [("analyses", _analysis_jobs())]
+    # The scorecard only reads what the groups above write.
+    return groups + [("analyses", _analysis_jobs()), ("scorecard", [("scorecard", {})])]
 
 
 def _done(rule, wildcards):
