@@ -40,7 +40,7 @@ rule analysis_csv:
     input:
         files=lambda w: analysis_files(w.kind),
     output:
-        csv=f"{RESULTS}/{{kind}}.csv",
+        csv=report(f"{RESULTS}/{{kind}}.csv", **ANALYSIS_REPORT),
     log:
         "logs/analysis/{kind}_csv.log",
     benchmark:
@@ -60,8 +60,9 @@ rule table_analysis:
         lipschitz=f"{RESULTS}/lipschitz.csv",
         summaries=analysis_summaries(),
     output:
-        tex=f"{RESULTS}/table_analysis.tex",
-        csv=f"{RESULTS}/table_analysis.csv",
+        tex=report(f"{RESULTS}/table_analysis.tex", **ANALYSIS_REPORT),
+        csv=report(f"{RESULTS}/table_analysis.csv", **ANALYSIS_REPORT),
+        html=report(f"{RESULTS}/table_analysis.html", **ANALYSIS_REPORT),
     log:
         "logs/analysis/table_analysis.log",
     benchmark:
@@ -80,7 +81,8 @@ rule figure1_sparsity:
     input:
         reports=analysis_files("sparsity", figure1_models()),
     output:
-        pdf=f"{FIGURES}/figure1_sparsity.pdf",
+        pdf=report(f"{FIGURES}/figure1_sparsity.pdf", **figure_report("figure1")),
+        png=report(f"{FIGURES}/figure1_sparsity.png", **figure_report("figure1")),
     log:
         "logs/analysis/figure1_sparsity.log",
     benchmark:
@@ -95,7 +97,12 @@ rule figure2_components:
     input:
         reports=analysis_files("sparsity", figure2_models()),
     output:
-        pdf=f"{FIGURES}/figure2_coatnet_components.pdf",
+        pdf=report(
+            f"{FIGURES}/figure2_coatnet_components.pdf", **figure_report("figure2")
+        ),
+        png=report(
+            f"{FIGURES}/figure2_coatnet_components.png", **figure_report("figure2")
+        ),
     log:
         "logs/analysis/figure2_components.log",
     benchmark:
@@ -110,7 +117,8 @@ rule figure4_landscape:
     input:
         landscapes=analysis_files("landscape", figure4_models()),
     output:
-        pdf=f"{FIGURES}/figure4_landscape.pdf",
+        pdf=report(f"{FIGURES}/figure4_landscape.pdf", **figure_report("figure4")),
+        png=report(f"{FIGURES}/figure4_landscape.png", **figure_report("figure4")),
     log:
         "logs/analysis/figure4_landscape.log",
     benchmark:
@@ -128,7 +136,14 @@ rule figure_sparsity_scatter:
     input:
         table=f"{RESULTS}/table_analysis.csv",
     output:
-        pdf=f"{FIGURES}/sparsity_vs_worst_case.pdf",
+        pdf=report(
+            f"{FIGURES}/sparsity_vs_worst_case.pdf",
+            **figure_report("sparsity_scatter"),
+        ),
+        png=report(
+            f"{FIGURES}/sparsity_vs_worst_case.png",
+            **figure_report("sparsity_scatter"),
+        ),
     log:
         "logs/analysis/sparsity_vs_worst_case.log",
     benchmark:

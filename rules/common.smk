@@ -6,6 +6,7 @@ from pathlib import Path
 from robustarch.config import ConfigError, load_schema, validate_config
 from robustarch.data.registry import archives, dataset_spec, list_datasets
 from robustarch.models.catalog import list_models, model_info
+from robustarch.report.names import paper_order
 from robustarch.runtime import cuda_available
 from robustarch.settings import (
     analysis_settings,
@@ -163,14 +164,121 @@ def study_targets():
     return targets
 
 
+# Where each output appears in `snakemake --report` (report() flags of the rules; captions in
+# report/, paths relative to rules/).
+TABLE1_REPORT = dict(
+    caption="../report/table1.rst", category="Tables", subcategory="Table 1"
+)
+STRONG_REPORT = dict(
+    caption="../report/table1_strong.rst",
+    category="Tables",
+    subcategory="Strong protocol",
+)
+STUDY_TITLES = {
+    "table2": "Table 2: CoAtNet stage layouts",
+    "table3": "Table 3: patch size",
+    "table_activation": "Activation: GELU vs ReLU",
+    "table_trades": "TRADES",
+}
+
+
+def study_report_title(wildcards):
+    return STUDY_TITLES[wildcards.table]
+
+
+STUDY_REPORT = dict(
+    caption="../report/study_table.rst",
+    category="Tables",
+    subcategory=study_report_title,
+)
+FIGURE3_REPORT = dict(
+    caption="../report/figure3.rst",
+    category="Figures",
+    subcategory="Figure 3: l1 penalty",
+)
+FIGURE_TITLES = {
+    "figure1": "Figure 1: weight sparsity",
+    "figure2": "Figure 2: CoAtNet components",
+    "figure4": "Figure 4: loss landscape",
+    "sparsity_scatter": "Sparsity vs worst case",
+}
+
+
+def figure_report(figure):
+    """report() arguments of a figure's files (caption report/<figure>.rst)."""
+    return dict(
+        caption=f"../report/{figure}.rst",
+        category="Figures",
+        subcategory=FIGURE_TITLES[figure],
+    )
+
+
+ANALYSIS_REPORT = dict(
+    caption="../report/analysis.rst", category="Tables", subcategory="Analyses"
+)
+TABLE4_REPORT = dict(
+    caption="../report/table4.rst", category="Tables", subcategory="Table 4"
+)
+TRAINING_REPORT = dict(
+    caption="../report/training.rst", category="Training", subcategory="{dataset}"
+)
+TRAINING_FIGURES = f"{RESULTS}/figures/training"
+
+
+def trained_models():
+    """(dataset, arch, method) of every model the run trains: Table 1's, the studies', Table
+    4's and the analysed ones, each once."""
+    models = [
+        (dataset, arch, method)
+        for dataset in RUN["datasets"]
+        for arch in RUN["architectures"]
+        for method in RUN["methods"]
+    ]
+    for study in STUDIES:
+        if study != "corruptions":
+            dataset = STUDIES[study]["dataset"]
+            models += [(dataset, arch, method) for arch, method in study_models(study)]
+    models += corruption_models()
+    models += [(ANALYSIS_DATASET, arch, method) for arch, method in analysis_models()]
+    return list(dict.fromkeys(models))
+
+
+def training_architectures(wildcards):
+    """The architectures of one training-curves figure, in the paper's order."""
+    archs = [
+        arch
+        for dataset, arch, method in trained_models()
+        if (dataset, method) == (wildcards.dataset, wildcards.method)
+    ]
+    if not archs:
+        raise WorkflowError(
+            f"{TRAINING_FIGURES}/{wildcards.dataset}/{wildcards.method}.pdf: the run trains "
+            f"no {wildcards.method} model on {wildcards.dataset}"
+        )
+    return sorted(archs, key=paper_order)
+
+
+def training_metrics(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.dataset}/{arch}/{wildcards.method}/metrics.csv"
+        for arch in training_architectures(wildcards)
+    ]
+
+
+def training_targets():
+    groups = dict.fromkeys((d, m) for d, _, m in trained_models())
+    return [f"{TRAINING_FIGURES}/{d}/{m}.pdf" for d, m in groups]
+
+
 def all_targets():
     return (
-        [f"{RESULTS}/architectures.csv"]
+        [f"{RESULTS}/architectures.csv", f"{RESULTS}/config.yaml"]
         + [f"{RESULTS}/{table1_name(d)}.tex" for d in RUN["datasets"]]
         + strong_targets()
         + study_targets()
         + corruption_targets()
         + analysis_targets()
+        + training_targets()
         + [f"{RESULTS}/scorecard.md"]
     )
 

@@ -68,9 +68,10 @@ rule table4:
     input:
         **table4_inputs(),
     output:
-        tex=f"{RESULTS}/table4.tex",
-        csv=f"{RESULTS}/table4.csv",
-        per_corruption=f"{RESULTS}/table4_per_corruption.csv",
+        tex=report(f"{RESULTS}/table4.tex", **TABLE4_REPORT),
+        csv=report(f"{RESULTS}/table4.csv", **TABLE4_REPORT),
+        html=report(f"{RESULTS}/table4.html", **TABLE4_REPORT),
+        per_corruption=report(f"{RESULTS}/table4_per_corruption.csv", **TABLE4_REPORT),
     log:
         "logs/report/table4.log",
     benchmark:

@@ -1,9 +1,19 @@
-# Tables in the paper's layout.
+# Tables in the paper's layout, the figures of rules/report.smk, the training curves and the
+# run's configuration. Every table and figure is flagged for `snakemake --report report.html`
+# (captions in report/, the report's front page report/workflow.rst).
+
+
+report: "../report/workflow.rst"
 
 
 rule architectures_table:
     output:
-        csv=f"{RESULTS}/architectures.csv",
+        csv=report(
+            f"{RESULTS}/architectures.csv",
+            caption="../report/architectures.rst",
+            category="Tables",
+            subcategory="Architectures",
+        ),
     log:
         "logs/report/architectures.log",
     benchmark:
@@ -26,8 +36,9 @@ rule table1:
         summaries=table1_summaries,
         architectures=f"{RESULTS}/architectures.csv",
     output:
-        tex=f"{RESULTS}/{{name}}.tex",
-        csv=f"{RESULTS}/{{name}}.csv",
+        tex=report(f"{RESULTS}/{{name}}.tex", **TABLE1_REPORT),
+        csv=report(f"{RESULTS}/{{name}}.csv", **TABLE1_REPORT),
+        html=report(f"{RESULTS}/{{name}}.html", **TABLE1_REPORT),
     log:
         "logs/report/{name}.log",
     benchmark:
@@ -49,8 +60,9 @@ rule table1_strong:
         summaries=table1_summaries,
         architectures=f"{RESULTS}/architectures.csv",
     output:
-        tex=f"{RESULTS}/{{name}}.tex",
-        csv=f"{RESULTS}/{{name}}.csv",
+        tex=report(f"{RESULTS}/{{name}}.tex", **STRONG_REPORT),
+        csv=report(f"{RESULTS}/{{name}}.csv", **STRONG_REPORT),
+        html=report(f"{RESULTS}/{{name}}.html", **STRONG_REPORT),
     log:
         "logs/report/{name}.log",
     benchmark:
@@ -71,8 +83,9 @@ rule study_table:
     input:
         summaries=study_table_summaries,
     output:
-        tex=f"{RESULTS}/{{table}}.tex",
-        csv=f"{RESULTS}/{{table}}.csv",
+        tex=report(f"{RESULTS}/{{table}}.tex", **STUDY_REPORT),
+        csv=report(f"{RESULTS}/{{table}}.csv", **STUDY_REPORT),
+        html=report(f"{RESULTS}/{{table}}.html", **STUDY_REPORT),
     log:
         "logs/report/{table}.log",
     benchmark:
@@ -91,8 +104,9 @@ rule figure3_l1_penalty:
     input:
         summaries=lambda w: study_summaries("l1_penalty"),
     output:
-        pdf=f"{FIGURE3}.pdf",
-        csv=f"{FIGURE3}.csv",
+        pdf=report(f"{FIGURE3}.pdf", **FIGURE3_REPORT),
+        png=report(f"{FIGURE3}.png", **FIGURE3_REPORT),
+        csv=report(f"{FIGURE3}.csv", **FIGURE3_REPORT),
     log:
         "logs/report/figure3_l1_penalty.log",
     benchmark:
@@ -104,3 +118,43 @@ rule figure3_l1_penalty:
         strengths=STUDIES.get("l1_penalty", {}).get("lambdas"),
     script:
         "../workflow/scripts/figure3_l1_penalty.py"
+
+
+# Training loss and accuracy per epoch of every model the run trains, one figure per dataset and
+# method, a panel per architecture.
+rule training_curves:
+    input:
+        metrics=training_metrics,
+    output:
+        pdf=report(f"{TRAINING_FIGURES}/{{dataset}}/{{method}}.pdf", **TRAINING_REPORT),
+        png=report(f"{TRAINING_FIGURES}/{{dataset}}/{{method}}.png", **TRAINING_REPORT),
+    log:
+        "logs/report/training_{dataset}_{method}.log",
+    benchmark:
+        "benchmarks/report/training_{dataset}_{method}.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    params:
+        architectures=training_architectures,
+    script:
+        "../workflow/scripts/training_curves.py"
+
+
+# The configuration that produced the results: validated, every default filled in.
+rule run_config:
+    output:
+        yaml=report(
+            f"{RESULTS}/config.yaml",
+            caption="../report/config.rst",
+            category="Configuration",
+        ),
+    log:
+        "logs/report/config.log",
+    benchmark:
+        "benchmarks/report/config.tsv"
+    conda:
+        "../envs/robustarch.yaml"
+    params:
+        config=config,
+    script:
+        "../workflow/scripts/run_config.py"

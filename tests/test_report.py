@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -35,9 +37,24 @@ def test_table1_layout_order_and_values():
     assert pd.isna(frame.iloc[0]["clean_acc"])  # no AT model for ViT: shown as missing
     tex = to_latex(frame, caption="Table 1")
     assert "\\toprule" in tex and "\\bottomrule" in tex
-    assert "Worst-case" in tex and "14.32" in tex and "95.60" in tex
+    assert "Worst case" in tex and "14.32" in tex and "95.60" in tex
     vit_line = next(line for line in tex.splitlines() if line.strip().startswith("ViT"))
     assert "--" in vit_line
+
+
+def test_row_order_reproduces_the_papers_tables_1_and_2():
+    """The ordering rule, applied to the paper's own rows in another order, gives back the order
+    the paper prints them in: Table 1 by category (Transformer, Hybrid, CNN), then worst case,
+    highest first; Table 2 by worst case."""
+    from robustarch.report.table1 import by_worst_case
+
+    paper = paper_table("table1_cifar10")
+    shuffled = paper.sort_values("architecture").to_dict("records")
+    assert [r["architecture"] for r in by_worst_case(shuffled)] == paper["architecture"].tolist()
+    table2 = paper_table("table2_coatnet_stages")
+    shuffled = table2.sort_values("stages").to_dict("records")
+    assert [r["stages"] for r in by_worst_case(shuffled, category=None)] == table2[
+        "stages"].tolist()
 
 
 def test_paper_numbers_are_bundled_and_joined():
@@ -137,11 +154,12 @@ def test_strong_table_ranks_and_correlates_the_two_protocols():
     summaries.append({**summaries[0], "method": "vanilla"})  # other methods are ignored
     frame, rho = strong_frame(summaries, archs, "cifar10", strong_attacks=["pgd_linf_es"],
                               counterparts={"pgd_linf_es": "pgd_linf"})
-    assert frame["architecture"].tolist() == ["ViT", "PVTv2", "VGG", "ResNet"]  # paper order
+    # Table 1's order: categories, then the paper protocol's worst case, highest first
+    assert frame["architecture"].tolist() == ["ViT", "PVTv2", "ResNet", "VGG"]
     assert frame["category"].tolist() == ["Transformer", "Hybrid", "CNN", "CNN"]
-    assert frame["worst_case_all"].tolist() == pytest.approx([20, 35, 15, 25])
-    assert frame["rank_paper"].tolist() == [3, 1, 4, 2]
-    assert frame["rank_strong"].tolist() == [3, 1, 4, 2]
+    assert frame["worst_case_all"].tolist() == pytest.approx([20, 35, 25, 15])
+    assert frame["rank_paper"].tolist() == [3, 1, 2, 4]
+    assert frame["rank_strong"].tolist() == [3, 1, 2, 4]
     assert rho["architecture"].tolist() == [RHO_ROW, P_ROW]
     # pgd_linf (40, 50, 30, 45) vs pgd_linf_es (38, 45, 29, 30): ranks 3 1 4 2 vs 2 1 4 3
     assert rho.loc[0, "pgd_linf_es"] == pytest.approx(0.8)
@@ -149,3 +167,55 @@ def test_strong_table_ranks_and_correlates_the_two_protocols():
     assert 0 <= rho.loc[1, "pgd_linf_es"] <= 1
     assert all(pd.isna(v) for v in spearman([1, 2], [2, 1]))  # too few pairs to say
     assert spearman([1, None, 3, 4], [1, 5, 3, 4])[0] == pytest.approx(1.0)  # missing: dropped
+
+
+def test_training_curves_one_panel_per_model_and_a_png_twin(tmp_path):
+    import matplotlib
+
+    from robustarch.report.jobs import write_training_curves
+
+    paths = []
+    for arch, epochs in (("vit", 3), ("resnet", 1)):
+        path = tmp_path / f"{arch}.csv"
+        pd.DataFrame({"epoch": range(1, epochs + 1), "lr": 0.1, "train_loss": 2.0,
+                      "train_acc": 0.3, "test_clean_acc": 0.4, "time_s": 1.0}).to_csv(path)
+        paths.append(path)
+    pdf, png = tmp_path / "curves.pdf", tmp_path / "curves.png"
+    write_training_curves(metrics=paths, architectures=["vit", "resnet"], dataset="digits",
+                          method="pgd_linf", pdf=pdf, png=png, log=lambda m: None)
+    assert pdf.read_bytes().startswith(b"%PDF")
+    assert png.read_bytes().startswith(b"\x89PNG")
+    image = matplotlib.image.imread(png)
+    assert image.shape[1] > 2 * image.shape[0]  # two panels side by side
+    with pytest.raises(ValueError, match="2 metrics files for 1 architectures"):
+        write_training_curves(metrics=paths, architectures=["vit"], dataset="digits",
+                              method="pgd_linf", pdf=pdf, png=png, log=lambda m: None)
+
+
+def test_run_config_is_the_validated_config_as_yaml(tmp_path):
+    import yaml
+
+    from robustarch.config import load_config
+    from robustarch.report.jobs import write_run_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
+    write_run_config(config=config, yaml_path=tmp_path / "config.yaml", log=lambda m: None)
+    text = (tmp_path / "config.yaml").read_text()
+    assert text.startswith("# The validated configuration of this run")
+    assert yaml.safe_load(text) == config
+    assert list(yaml.safe_load(text)) == list(config)  # in the config's own order
+
+
+def test_latex_escapes_text_and_groups_must_be_adjacent():
+    from robustarch.report.latex import Layout, TeX, tex_to_text
+
+    frame = pd.DataFrame({"architecture": ["a_b & 50%"], "clean_acc": [-0.001],
+                          "pgd_linf": [-1.234]})
+    tex = to_latex(frame)
+    assert r"a\_b \& 50\%" in tex and "& 0.00 &" in tex and r"$-$1.23" in tex
+    with pytest.raises(ValueError, match="not adjacent"):
+        to_latex(frame, layout=Layout(columns=["clean_acc", "architecture", "pgd_linf"],
+                                      groups=[("g", ["clean_acc", "pgd_linf"])]))
+    assert tex_to_text(TeX(r"PGD-$\ell_\infty$ ($-$1)")) == "PGD-ℓ∞ (−1)"
+    with pytest.raises(ValueError, match="TEX_TEXT"):
+        tex_to_text(TeX(r"$\alpha$"))

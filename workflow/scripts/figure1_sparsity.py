@@ -3,5 +3,5 @@
 from robustarch.report.jobs import write_figure1
 from robustarch.workflow import setup_job
 
-write_figure1(reports=snakemake.input.reports, pdf=snakemake.output.pdf,
+write_figure1(reports=snakemake.input.reports, pdf=snakemake.output.pdf, png=snakemake.output.png,
               log=setup_job(snakemake))

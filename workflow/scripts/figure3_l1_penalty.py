@@ -5,5 +5,5 @@ from robustarch.report.jobs import write_figure3
 from robustarch.workflow import setup_job
 
 write_figure3(summaries=snakemake.input.summaries, strengths=snakemake.params.strengths,
-              arch=snakemake.params.arch, pdf=snakemake.output.pdf, csv=snakemake.output.csv,
-              log=setup_job(snakemake))
+              arch=snakemake.params.arch, pdf=snakemake.output.pdf, png=snakemake.output.png,
+              csv=snakemake.output.csv, log=setup_job(snakemake))

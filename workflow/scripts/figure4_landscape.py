@@ -5,4 +5,4 @@ from robustarch.workflow import setup_job
 
 write_figure4(landscapes=snakemake.input.landscapes,
               architectures=snakemake.params.architectures, methods=snakemake.params.methods,
-              pdf=snakemake.output.pdf, log=setup_job(snakemake))
+              pdf=snakemake.output.pdf, png=snakemake.output.png, log=setup_job(snakemake))

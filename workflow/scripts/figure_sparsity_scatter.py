@@ -5,4 +5,4 @@ from robustarch.report.jobs import write_sparsity_scatter
 from robustarch.workflow import setup_job
 
 write_sparsity_scatter(table=snakemake.input.table, pdf=snakemake.output.pdf,
-                       log=setup_job(snakemake))
+                       png=snakemake.output.png, log=setup_job(snakemake))

@@ -7,4 +7,5 @@ from robustarch.workflow import setup_job
 spec = snakemake.params.spec
 write_study_table(study=spec["study"], dataset=spec["dataset"],
                   architectures=spec["architectures"], summaries=snakemake.input.summaries,
-                  tex=snakemake.output.tex, csv=snakemake.output.csv, log=setup_job(snakemake))
+                  tex=snakemake.output.tex, csv=snakemake.output.csv, html=snakemake.output.html,
+                  log=setup_job(snakemake))

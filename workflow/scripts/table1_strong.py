@@ -8,4 +8,5 @@ write_table1_strong(summaries=snakemake.input.summaries,
                     dataset=snakemake.params.dataset,
                     strong_attacks=snakemake.params.strong_attacks,
                     counterparts=snakemake.params.counterparts, tex=snakemake.output.tex,
-                    csv=snakemake.output.csv, log=setup_job(snakemake))
+                    csv=snakemake.output.csv, html=snakemake.output.html,
+                    log=setup_job(snakemake))

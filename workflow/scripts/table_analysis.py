@@ -8,5 +8,5 @@ write_table_analysis(models=snakemake.params.models, sparsity=snakemake.input.sp
                      landscape=snakemake.input.landscape, lipschitz=snakemake.input.lipschitz,
                      summaries=snakemake.input.summaries,
                      categories=snakemake.params.categories, dataset=snakemake.params.dataset,
-                     tex=snakemake.output.tex, csv=snakemake.output.csv,
+                     tex=snakemake.output.tex, csv=snakemake.output.csv, html=snakemake.output.html,
                      log=setup_job(snakemake))

@@ -13,8 +13,7 @@ import pandas as pd
 
 from ..analysis import COMPONENTS
 from ..analysis.landscape_file import load_landscape
-from ..atomic import write_csv, write_text
-from .latex import to_latex
+from .latex import INF, Layout, TeX, write_table
 from .names import display_name, method_name
 
 KEYS = ["dataset", "arch", "method"]
@@ -98,13 +97,22 @@ def analysis_frame(models: Sequence[tuple[str, str]], *, sparsity: pd.DataFrame,
     return pd.DataFrame(rows, columns=["arch", *ANALYSIS_COLUMNS])
 
 
+# The methods' names in the table (method_name's, with the norm's symbol).
+METHOD_LABELS = {"vanilla": method_name("vanilla"), "pgd_linf": TeX(f"PGD-{INF}")}
+
+
+def analysis_layout(frame: pd.DataFrame) -> Layout:
+    """The rows in the given order, each run of one category under its name with a rule
+    before it; a Method column only when several methods are analysed."""
+    columns = ["category", "architecture", "method", *ANALYSIS_COLUMNS[3:]]
+    if frame["method"].nunique() <= 1:
+        columns.remove("method")
+    return Layout(columns=columns, headers=ANALYSIS_HEADERS, section="category",
+                  labels={"method": METHOD_LABELS})
+
+
 def write_analysis_table(frame: pd.DataFrame, tex_path: str | Path, csv_path: str | Path,
-                         caption: str) -> None:
-    """The LaTeX table (a Method column only when several methods are analysed) and its CSV."""
-    shown = frame.drop(columns=["arch"])
-    if shown["method"].nunique() <= 1:
-        shown = shown.drop(columns=["method"])
-    else:
-        shown = shown.assign(method=shown["method"].map(method_name))
-    write_text(to_latex(shown.rename(columns=ANALYSIS_HEADERS), caption=caption), tex_path)
-    write_csv(frame, csv_path)
+                         caption: str, html_path: str | Path | None = None) -> None:
+    """The LaTeX table (and its HTML page, when ``html_path`` is given) and its CSV."""
+    write_table(frame, tex_path, csv_path, caption=caption, layout=analysis_layout(frame),
+                html_path=html_path)

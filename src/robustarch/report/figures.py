@@ -1,6 +1,7 @@
-"""The figures (PDF): weight histograms (paper Fig. 1), CoAtNet's components (Fig. 2), accuracy
-against the ℓ1 penalty (Fig. 3), loss landscape contours (Fig. 4) and sparsity against
-worst-case accuracy (ours).
+"""The figures (PDF, and a PNG twin for the HTML report where asked): weight histograms (paper
+Fig. 1), CoAtNet's components (Fig. 2), accuracy against the ℓ1 penalty (Fig. 3), loss
+landscape contours (Fig. 4), sparsity against worst-case accuracy and the training curves
+(ours).
 
 matplotlib is imported inside each function, so importing this module stays cheap.
 """
@@ -30,8 +31,15 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> None:
-    save_figure(fig, path, bbox_inches="tight")
+PNG_DPI = 150  # the report shows the PNG at screen size; the PDF is for print
+
+
+def _save(fig, path: str | Path, png: str | Path | None = None, **kwargs: Any) -> None:
+    """``fig`` as ``path`` (its suffix's format), and as a PNG at ``png`` when given."""
+    kwargs = {"bbox_inches": "tight", **kwargs}
+    save_figure(fig, path, **kwargs)
+    if png is not None:
+        save_figure(fig, png, dpi=PNG_DPI, **kwargs)
 
 
 def _histogram(ax, summary: Mapping[str, Any] | None, label: str) -> None:
@@ -46,7 +54,8 @@ def _histogram(ax, summary: Mapping[str, Any] | None, label: str) -> None:
               label=f"{label}sparsity {100 * summary['ratio']:.1f}%")
 
 
-def figure1(reports: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+def figure1(reports: Sequence[Mapping[str, Any]], path: str | Path,
+            png: str | Path | None = None) -> None:
     """Histograms of all weights, one panel per architecture (in the order of ``reports``),
     one histogram per method."""
     plt = _pyplot()
@@ -68,11 +77,12 @@ def figure1(reports: Sequence[Mapping[str, Any]], path: str | Path) -> None:
     fig.suptitle("Weight distributions (sparsity: |w| < "
                  f"{reports[0]['threshold']:g} max|w|)" if reports else "Weight distributions")
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, png)
     plt.close(fig)
 
 
-def figure2(reports: Sequence[Mapping[str, Any]], path: str | Path) -> None:
+def figure2(reports: Sequence[Mapping[str, Any]], path: str | Path,
+            png: str | Path | None = None) -> None:
     """Per-component histograms: one row per architecture, columns all / convolution / QKV /
     feed-forward, each component's sparsity (over its own max|w|) in the legend."""
     plt = _pyplot()
@@ -94,12 +104,12 @@ def figure2(reports: Sequence[Mapping[str, Any]], path: str | Path) -> None:
                 ax.set_yticks([])
             ax.set_title(f"{display_name(arch)}: {title}", fontsize=9)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, png)
     plt.close(fig)
 
 
 def figure4(landscapes: Mapping[tuple[str, str], Mapping[str, Any]], archs: Sequence[str],
-            methods: Sequence[str], path: str | Path) -> None:
+            methods: Sequence[str], path: str | Path, png: str | Path | None = None) -> None:
     """Loss contours, one row per architecture and one column per method. Each panel has its
     own log-spaced, labelled levels (losses span orders of magnitude between models); the
     sharpness in its title compares them."""
@@ -130,7 +140,7 @@ def figure4(landscapes: Mapping[tuple[str, str], Mapping[str, Any]], archs: Sequ
             ax.set_aspect("equal")
     fig.suptitle("Cross-entropy around the trained weights (filter-normalized directions)",
                  fontsize=10)
-    _save(fig, path)
+    _save(fig, path, png)
     plt.close(fig)
 
 
@@ -146,7 +156,8 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def sparsity_scatter(frame, path: str | Path) -> tuple[float, float]:
+def sparsity_scatter(frame, path: str | Path, png: str | Path | None = None
+                     ) -> tuple[float, float]:
     """Worst-case accuracy against sparsity, one point per analysed model with both (the
     frame of results/table_analysis.csv); Spearman's rho over them in the title."""
     plt = _pyplot()
@@ -165,7 +176,7 @@ def sparsity_scatter(frame, path: str | Path) -> tuple[float, float]:
     if len(points):
         ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, png)
     plt.close(fig)
     return rho, p
 
@@ -188,7 +199,7 @@ def l1_penalty_frame(summaries: Sequence[Mapping[str, Any]], strengths: Sequence
     return pd.DataFrame(rows)
 
 
-def figure3(frame, path: str | Path, *, arch: str) -> None:
+def figure3(frame, path: str | Path, *, arch: str, png: str | Path | None = None) -> None:
     """Figure 3: worst-case and clean accuracy against the ℓ1 strength (symlog x axis, so
     λ = 0 sits left of the smallest positive λ)."""
     plt = _pyplot()
@@ -204,5 +215,50 @@ def figure3(frame, path: str | Path, *, arch: str) -> None:
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     fig.suptitle(f"{display_name(arch)}: PGD-ℓ∞ adversarial training + λ·Σ|w|", fontsize=10)
-    save_figure(fig, path)
+    _save(fig, path, png, bbox_inches=None)  # constrained layout sizes it
+    plt.close(fig)
+
+
+def training_curves(metrics: Mapping[str, Any], path: str | Path, *, dataset: str,
+                    method: str, png: str | Path | None = None) -> None:
+    """One panel per model (``metrics``: architecture → its ``metrics.csv`` frame, in panel
+    order): training loss per epoch on the left axis; training and clean test accuracy (%) on
+    the right one. Training accuracy is on the training method's inputs (adversarial ones for
+    adversarial training), so the gap between the two accuracy curves is part of the story."""
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    archs = list(metrics)
+    cols = max(1, min(4, len(archs)))
+    rows = max(1, math.ceil(len(archs) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.5 * rows), squeeze=False)
+    handles = []
+    for ax, arch in zip(axes.flat, archs, strict=False):
+        frame = metrics[arch]
+        ax.plot(frame["epoch"], frame["train_loss"], marker="o", ms=3, color="C0",
+                label="training loss")
+        ax.set_ylabel("loss", color="C0", fontsize=8)
+        acc = ax.twinx()
+        acc.plot(frame["epoch"], 100 * frame["train_acc"], marker="s", ms=3, color="C1",
+                 label="training accuracy")
+        acc.plot(frame["epoch"], 100 * frame["test_clean_acc"], marker="^", ms=3, color="C2",
+                 label="clean test accuracy")
+        acc.set_ylim(0, 100)
+        acc.set_ylabel("accuracy (%)", fontsize=8)
+        ax.set_title(display_name(arch), fontsize=9)
+        ax.set_xlabel("epoch", fontsize=8)
+        if len(frame) <= 10:  # every epoch a tick; a locator would split a single epoch
+            ax.set_xticks(frame["epoch"].tolist())
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.tick_params(labelsize=7)
+        acc.tick_params(labelsize=7)
+        handles = handles or [*ax.get_lines(), *acc.get_lines()]
+    for ax in list(axes.flat)[len(archs):]:
+        ax.axis("off")
+    fig.legend(handles, [h.get_label() for h in handles], loc="lower center", ncol=3,
+               fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle(f"Training per epoch: {dataset}, {method_name(method)}", fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    _save(fig, path, png)
     plt.close(fig)

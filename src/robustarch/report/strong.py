@@ -17,10 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .latex import Layout, TeX
 from .names import display_name, paper_order
-from .table1 import by_model, percent
+from .table1 import by_model, by_worst_case, percent
 
 RHO_ROW, P_ROW = "Spearman rho vs paper", "Spearman p vs paper"
+ROW_LABELS = {RHO_ROW: TeX(r"Spearman $\rho$ vs paper"), P_ROW: TeX(r"Spearman $p$ vs paper")}
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
@@ -43,7 +45,9 @@ def strong_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataF
                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(table, rank correlations)`` of ``dataset``'s ``method`` models, accuracies in percent.
 
-    The table has one row per architecture (the paper's order): category, clean accuracy, each
+    The table has one row per architecture, in Table 1's order (categories, then the paper
+    protocol's worst case, highest first, so that its rows line up with Table 1's and the rank
+    columns show what the strong protocol changes): category, clean accuracy, each
     strong attack, ``worst_case_all``, the paper's ``worst_case``, and the rank of the
     architecture by either worst case (1: the most robust). The correlations frame has the rows
     ``RHO_ROW`` and ``P_ROW`` over the same columns: each strong attack against its paper
@@ -61,6 +65,9 @@ def strong_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataF
                      "worst_case_all": percent(summary.get("worst_case_all")),
                      "worst_case": percent(summary.get("worst_case"))})
         paper.append({a: percent(accuracy.get(p)) for a, p in counterparts.items()})
+    order = by_worst_case([{**row, "position": i} for i, row in enumerate(rows)])
+    rows = [rows[row["position"]] for row in order]
+    paper = [paper[row["position"]] for row in order]
     frame = pd.DataFrame(rows, columns=["architecture", "category", "clean_acc",
                                         *strong_attacks, "worst_case_all", "worst_case"])
     for column, rank in (("worst_case", "rank_paper"), ("worst_case_all", "rank_strong")):
@@ -75,6 +82,19 @@ def strong_frame(summaries: Iterable[Mapping[str, Any]], architectures: pd.DataF
                         {"architecture": P_ROW, **{c: p for c, (_, p) in correlations.items()}}],
                        columns=frame.columns)
     return frame, rho
+
+
+def strong_layout(strong_attacks: Sequence[str]) -> Layout:
+    """The strong table's layout: the strong attacks and the worst case over every attack under
+    "strong protocol", the paper's worst case under "paper protocol", the ranks under "ranks";
+    a rule between categories and before the ρ rows."""
+    strong = [*strong_attacks, "worst_case_all"]
+    return Layout(columns=["category", "architecture", "clean_acc", *strong, "worst_case",
+                           "rank_paper", "rank_strong"],
+                  groups=[("strong protocol", strong), ("paper protocol", ["worst_case"]),
+                          ("ranks", ["rank_paper", "rank_strong"])],
+                  section="category", integers=["rank_paper", "rank_strong"],
+                  labels={"architecture": ROW_LABELS})
 
 
 def pairs_caption(counterparts: Mapping[str, str]) -> str:

@@ -1,6 +1,15 @@
 """The study tables in the paper's layout: Table 2 (CoAtNet stage layouts), Table 3 (patch
 size), and the supplement's activation and TRADES tables. Each row is an architecture of the
-study with Table 1's accuracy columns of its vanilla and adversarially trained models."""
+study with Table 1's accuracy columns of its vanilla and adversarially trained models, under
+Table 1's grouped headers.
+
+Row orders, as the paper prints them (``paper_data/table2_coatnet_stages.csv`` and
+``table3_patch_size.csv`` keep its rows in order): Table 2's layouts by worst-case accuracy,
+highest first (32.17 … 25.88); Table 3 by family (in the configured order: PVTv2, then ViT),
+largest patch first within each, a rule between families; the activation table each
+architecture's GELU and ReLU models together, a rule between architectures; the TRADES table
+as Table 1 (categories, worst case highest first).
+"""
 
 from __future__ import annotations
 
@@ -10,16 +19,28 @@ from typing import Any
 
 import pandas as pd
 
+from .latex import Layout
 from .names import display_name, paper_order
-from .table1 import PAPER_ATTACKS, accuracy_columns, by_model
+from .table1 import (
+    ACCURACY_COLUMNS,
+    ACCURACY_HEADERS,
+    PAPER_ATTACKS,
+    accuracy_columns,
+    accuracy_groups,
+    by_model,
+    by_worst_case,
+)
 
 
 def study_frame(summaries: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[str, Any]],
-                *, at_method: str = "pgd_linf") -> pd.DataFrame:
+                *, at_method: str = "pgd_linf",
+                order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+                ) -> pd.DataFrame:
     """A study table: one row per entry of ``rows`` (each with an ``arch`` key and the row's
     label columns, e.g. ``{"architecture": "CoAtNet-CCTC", "stages": "CCTC", "arch": ...}``),
     then Table 1's accuracy columns of its vanilla and ``at_method`` models. Missing models
-    give missing cells, so a table can be built from a partial study."""
+    give missing cells, so a table can be built from a partial study. ``order`` sorts the
+    rows (dictionaries of the table's columns); None keeps the order of ``rows``."""
     summaries = list(summaries)
     models = by_model(summaries)
     attacks = PAPER_ATTACKS  # the studies use the paper protocol
@@ -29,7 +50,7 @@ def study_frame(summaries: Iterable[Mapping[str, Any]], rows: Iterable[Mapping[s
         records.append({**labels, **accuracy_columns(models.get((row["arch"], "vanilla")),
                                                      models.get((row["arch"], at_method)),
                                                      attacks)})
-    frame = pd.DataFrame(records)
+    frame = pd.DataFrame(order(records) if order else records)
     if at_method != "pgd_linf" or not any(m == "vanilla" for _, m in models):
         frame = frame.drop(columns=["vanilla_acc"])  # no vanilla models in this study
     return frame
@@ -59,8 +80,13 @@ def table2_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def table3_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
+    """Families in the order they first appear in ``architectures``, largest patch first."""
+    architectures = list(architectures)
+    families = list(dict.fromkeys(a.partition("-")[0] for a in architectures))
+    ordered = sorted(architectures, key=lambda a: (families.index(a.partition("-")[0]),
+                                                   -patch_size(a)))
     return [{"architecture": display_name(a.partition("-")[0]), "patch_size": patch_size(a),
-             "arch": a} for a in architectures]
+             "arch": a} for a in ordered]
 
 
 def activation_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
@@ -71,8 +97,19 @@ def activation_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
 
 
 def trades_rows(architectures: Iterable[str]) -> list[dict[str, Any]]:
-    return [{"architecture": display_name(a), "arch": a}
+    from ..models.catalog import model_info
+
+    return [{"architecture": display_name(a), "category": model_info(a).category, "arch": a}
             for a in sorted(architectures, key=paper_order)]
+
+
+def by_worst_case_only(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return by_worst_case(records, category=None)
+
+
+def _layout(labels: list[str], at_method: str, section: str | None = None) -> Layout:
+    return Layout(columns=[*labels, "vanilla_acc", *ACCURACY_COLUMNS],
+                  groups=accuracy_groups(at_method), headers=ACCURACY_HEADERS, section=section)
 
 
 @dataclass(frozen=True)
@@ -83,28 +120,40 @@ class StudyTable:
     at_method: str
     paper: tuple[str, list[str]] | None  # the published table and its join keys (CIFAR-10)
     caption: str
+    layout: Layout
+    order: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
 
 STUDY_TABLES = {
     "coatnet_layouts": StudyTable(table2_rows, "pgd_linf",
                                   ("table2_coatnet_stages", ["architecture", "stages"]),
-                                  "Table 2: CoAtNet stage layouts (C: MBConv, T: transformer)"),
+                                  "Table 2: CoAtNet stage layouts (C: MBConv, T: transformer)",
+                                  _layout(["stages"], "pgd_linf"), by_worst_case_only),
     "patch_size": StudyTable(table3_rows, "pgd_linf",
                              ("table3_patch_size", ["architecture", "patch_size"]),
-                             "Table 3: patch size"),
-    "activation": StudyTable(activation_rows, "pgd_linf", None, "GELU vs ReLU"),
-    "trades": StudyTable(trades_rows, "trades", None, "TRADES adversarial training"),
+                             "Table 3: patch size",
+                             _layout(["architecture", "patch_size"], "pgd_linf",
+                                     section="architecture")),
+    "activation": StudyTable(activation_rows, "pgd_linf", None, "GELU vs ReLU",
+                             _layout(["architecture", "activation"], "pgd_linf",
+                                     section="architecture")),
+    "trades": StudyTable(trades_rows, "trades", None, "TRADES adversarial training",
+                         _layout(["category", "architecture"], "trades", section="category"),
+                         by_worst_case),
 }
 
 
 def study_table(study: str, dataset: str, architectures: Sequence[str],
-                summaries: Iterable[Mapping[str, Any]]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    """``(table, its CSV with the paper's numbers where it has them, caption)`` of ``study``."""
+                summaries: Iterable[Mapping[str, Any]]
+                ) -> tuple[pd.DataFrame, pd.DataFrame, str, Layout]:
+    """``(table, its CSV with the paper's numbers where it has them, caption, layout)`` of
+    ``study``."""
     from .paper import with_paper_columns
 
-    layout = STUDY_TABLES[study]
-    frame = study_frame(summaries, layout.rows(architectures), at_method=layout.at_method)
+    spec = STUDY_TABLES[study]
+    frame = study_frame(summaries, spec.rows(architectures), at_method=spec.at_method,
+                        order=spec.order)
     csv_frame = frame
-    if layout.paper is not None and dataset == "cifar10":  # the paper's numbers: CIFAR-10
-        csv_frame = with_paper_columns(frame, *layout.paper)
-    return frame, csv_frame, f"{layout.caption} ({dataset}): accuracy (%)"
+    if spec.paper is not None and dataset == "cifar10":  # the paper's numbers: CIFAR-10
+        csv_frame = with_paper_columns(frame, *spec.paper)
+    return frame, csv_frame, f"{spec.caption} ({dataset}): accuracy (%)", spec.layout

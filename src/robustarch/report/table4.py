@@ -1,6 +1,11 @@
 """Table 4 in the paper's layout: clean and common-corruption accuracy of vanilla and PGD-ℓ∞
 trained models, per dataset. A model's corruption accuracy is its mean accuracy over all
-(corruption, severity) pairs, the number the paper reports for CIFAR-10-C and ImageNette-C."""
+(corruption, severity) pairs, the number the paper reports for CIFAR-10-C and ImageNette-C.
+
+Its rows are Table 1's architectures in the order the paper prints both tables in
+(``paper_data/table4_corruptions.csv``: its Table 1 order), by category with a rule between
+them; each dataset's four columns stand under the dataset's name.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from typing import Any
 import pandas as pd
 
 from ..data.registry import UnknownDatasetError, dataset_spec
+from .latex import Layout
 from .names import display_name, paper_order
+from .table1 import category_rank
 
 # The paper's column name stems.
 TABLE4_COLUMNS = {"vanilla_acc": "Vanilla", "vanilla_c_acc": "Vanilla-C",
@@ -76,9 +83,11 @@ def table4_frame(results: Iterable[Mapping[str, Any]], datasets: Sequence[str]) 
     accuracy), ``_at_clean_acc``, ``_at_c_acc`` (PGD-ℓ∞ AT model), in percent.
 
     ``results``: dictionaries with keys dataset, arch, method, clean_acc, c_acc (fractions).
+    The rows are indexed by architecture (registry names, see :func:`table4_table`).
     """
     by_key = {(r["dataset"], r["arch"], r["method"]): r for r in results}
-    archs = sorted({arch for _, arch, _ in by_key}, key=paper_order)
+    archs = sorted({arch for _, arch, _ in by_key}, key=lambda a: (category_rank(
+        _category(a)), paper_order(a)))
     stems = {"vanilla": ("vanilla_acc", "vanilla_c_acc"), "pgd_linf": ("at_clean_acc", "at_c_acc")}
     rows = []
     for arch in archs:
@@ -91,11 +100,27 @@ def table4_frame(results: Iterable[Mapping[str, Any]], datasets: Sequence[str]) 
                     row[f"{dataset}_{column}"] = None if value is None else 100 * value
         rows.append(row)
     columns = ["architecture"] + [f"{d}_{stem}" for d in datasets for stem in TABLE4_COLUMNS]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=columns, index=pd.Index(archs, name="arch"))
+
+
+def _category(arch: str) -> str:
+    from ..models.catalog import model_info
+
+    return model_info(arch).category
+
+
+def table4_table(frame: pd.DataFrame, datasets: Sequence[str]) -> tuple[pd.DataFrame, Layout]:
+    """``(shown frame, layout)`` of Table 4: :func:`table4_frame`'s with each row's category
+    (a rule between categories), the dataset's display name over its four columns."""
+    shown = frame.assign(category=[_category(arch) for arch in frame.index])
+    groups = [(_dataset_title(d), [f"{d}_{stem}" for stem in TABLE4_COLUMNS]) for d in datasets]
+    headers = {f"{d}_{stem}": header for d in datasets for stem, header in TABLE4_COLUMNS.items()}
+    return shown, Layout(columns=["category", "architecture", *headers], groups=groups,
+                         headers=headers, section="category")
 
 
 def table4_display(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with readable headers for LaTeX (``CIFAR-10 Vanilla-C`` …)."""
+    """``frame`` with readable one-line headers (``CIFAR-10 Vanilla-C`` …), for the log."""
     names = {"architecture": "Architecture"}
     for column in frame.columns:
         for stem, header in TABLE4_COLUMNS.items():
