@@ -119,8 +119,13 @@ def plan_groups():
         )
     if CORRUPTION_SECTION is not None:
         groups.append(("Table 4 (corruptions)", _table4_jobs()))
-    # The scorecard only reads what the groups above write.
-    return groups + [("analyses", _analysis_jobs()), ("scorecard", [("scorecard", {})])]
+    # The report's jobs only read what the groups above write.
+    report_jobs = [("run_config", {}), ("scorecard", {})]
+    report_jobs += [
+        ("training_curves", {"dataset": d, "method": m})
+        for d, m in dict.fromkeys((d, m) for d, _, m in trained_models())
+    ]
+    return groups + [("analyses", _analysis_jobs()), ("report", report_jobs)]
 
 
 def _done(rule, wildcards):

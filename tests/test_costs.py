@@ -157,8 +157,12 @@ def test_evaluation_costs(costs):
     assert costs.evaluate("cifar10", "resnet", "pgd_linf", "clean").flops == n * F
     # The paper's ResNet (Table 1): clean 87.92, PGD-20 54.18, AA 45.40.
     c, pgd, aa = 0.8792, 54.18 / 87.92, 45.40 / 87.92
-    got = costs.evaluate("cifar10", "resnet", "pgd_linf", "pgd_linf").flops
+    # The strong protocol's PGD stops early: the samples broken leave halfway on average.
+    got = costs.evaluate("cifar10", "resnet", "pgd_linf", "pgd_linf_es").flops
     assert got == pytest.approx(n * (F + 20 * c * (pgd + (1 - pgd) / 2) * A + c * pgd * F))
+    # The paper's (foolbox) PGD scores the last iterate: every sample takes every step.
+    last = costs.evaluate("cifar10", "resnet", "pgd_linf", "pgd_linf").flops
+    assert last == pytest.approx(n * (20 * A + F))
     first = (pgd + aa) / 2
     apgd_ce = c * (3 * F + 101 * A + F)
     apgd_t = c * first * (3 * F + 101 * A + 2 * F) + 8 * c * aa * (101 * A + 2 * F)
@@ -200,8 +204,9 @@ def test_this_runs_files_replace_the_prior(costs, tmp_path):
     other = tmp_path / "results/cifar10/vgg/pgd_linf/eval"
     other.mkdir(parents=True)
     pd.DataFrame({"correct": [True] * 8 + [False] * 2}).to_parquet(other / "clean.parquet")
-    pd.DataFrame({"correct": [True] * 4 + [False] * 6}).to_parquet(other / "pgd_linf.parquet")
-    got = costs.evaluate("cifar10", "resnet", "pgd_linf", "pgd_linf").flops
+    pd.DataFrame({"correct": [True] * 4 + [False] * 6}).to_parquet(
+        other / "pgd_linf_es.parquet")
+    got = costs.evaluate("cifar10", "resnet", "pgd_linf", "pgd_linf_es").flops
     c, s = 0.6, 0.5  # best clean test accuracy; 4 of vgg's 8 clean-correct samples survive
     assert got == pytest.approx(n * (F + 20 * c * (s + (1 - s) / 2) * A + c * s * F))
 
