@@ -78,6 +78,79 @@ def test_sparsity_ratio_of_a_hand_built_model():
     assert np.isnan(sparsity_ratio(torch.empty(0)))
 
 
+def test_sparsity_of_the_trained_weights_leaves_the_untrained_out():
+    model = _hand_built()
+    # conv's 1.0 and the head's 0.5 (the two largest weights) never trained; so did the conv
+    # bias, which is no weight and changes nothing
+    untrained = {"0.weight": torch.tensor([True, False, False, False]).view(2, 1, 1, 2),
+                 "4.weight": torch.tensor([[True, False, False, False], [False] * 4]),
+                 "0.bias": torch.ones(2, dtype=torch.bool)}
+    report = sparsity_report(model, threshold=0.01, bins=10, untrained=untrained)
+    comps = report["components"]
+    assert report["untrained_known"] is True
+    assert report["untrained_weights"] == {"0.weight": 1, "4.weight": 1}
+    every = comps["all"]
+    # all weights, as without the record
+    assert (every["weights"], every["sparse"], every["max_abs"]) == (12, 6, pytest.approx(1.0))
+    # trained: 0.005 -0.2 0.0 | -0.009 0.004 0.3 -0.001 0.2 0.006 -0.1; max 0.3 -> below 0.003:
+    # 0.0 and -0.001
+    assert every["weights_trained"] == 10 and every["sparse_trained"] == 2
+    assert every["max_abs_trained"] == pytest.approx(0.3)
+    assert every["ratio_trained"] == pytest.approx(2 / 10)
+    assert every["untrained_share"] == pytest.approx(2 / 12)
+    assert sum(every["histogram_trained"]["counts"]) == 10
+    assert every["histogram_trained"]["range"] == pytest.approx([-0.3, 0.3])
+    # each component against its own trained max: conv {0.005, -0.2, 0.0}, max 0.2 -> {0.0}
+    assert comps["conv"]["ratio_trained"] == pytest.approx(1 / 3)
+    assert comps["conv"]["ratio"] == pytest.approx(2 / 4)
+    assert comps["other"]["ratio_trained"] == pytest.approx(1 / 7)  # -0.001 < 0.003
+    assert comps["qkv"]["weights_trained"] == 0 and comps["qkv"]["ratio_trained"] is None
+    assert comps["qkv"]["untrained_share"] is None
+    # no record (a model file from before it): unknown, every weight counted as trained
+    plain = sparsity_report(model, threshold=0.01, bins=10)
+    assert plain["untrained_known"] is False and plain["untrained_weights"] == {}
+    for name, summary in plain["components"].items():
+        for key in ("weights", "max_abs", "sparse", "ratio", "histogram"):
+            assert summary[f"{key}_trained"] == summary[key], (name, key)
+    assert plain["components"]["all"]["untrained_share"] == 0
+    with pytest.raises(ValueError, match="lacks"):
+        sparsity_report(model, untrained={"9.weight": torch.ones(1, dtype=torch.bool)})
+    with pytest.raises(ValueError, match="another model"):
+        sparsity_report(model, untrained={"0.weight": torch.ones(4, dtype=torch.bool)})
+
+
+def test_sparsity_of_a_trained_coatnet_at_32px(tmp_path):
+    """End to end: a tiny CoAtNet trained a few steps at 32 px, its model file, the analysis's
+    loader and report: the untrained weights are QKV weights of the last stage plus its
+    relative bias (attn_other); convolution and feed-forward weights all trained."""
+    from conftest import tiny_settings
+
+    from robustarch.evaluate.loading import load_trained_model
+    from robustarch.train import save_trained_model, train_model
+
+    torch.manual_seed(0)
+    model = create_model("coatnet", 10, 32, "tiny", [0.5] * 3, [0.25] * 3)
+    settings = tiny_settings(arch="coatnet", epochs=1, batch_size=16, warmup_epochs=0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (32,), generator=g)
+    result = train_model(model, (x, y), (x[:8], y[:8]), settings, checkpoint_dir=tmp_path,
+                         device=torch.device("cpu"), log=lambda m: None)
+    save_trained_model(tmp_path / "model.pt", result, settings)
+    net, meta = load_trained_model(tmp_path / "model.pt")
+    report = sparsity_report(net, untrained=meta["untrained"])
+    comps = report["components"]
+    attn = net.net.stages[3][0].attn
+    qk = 2 * attn.to_qkv.weight.numel() // 3
+    assert report["untrained_weights"] == {"net.stages.3.0.attn.to_qkv.weight": qk,
+                                           "net.stages.3.0.attn.rel_bias": attn.rel_bias.numel()}
+    assert comps["qkv"]["weights"] - comps["qkv"]["weights_trained"] == qk
+    assert comps["attn_other"]["weights"] - comps["attn_other"]["weights_trained"] == 2
+    for name in ("conv", "ffn", "other"):
+        assert comps[name]["untrained_share"] == 0, name
+    assert comps["all"]["weights_trained"] == comps["all"]["weights"] - qk - 2
+
+
 class Attention(nn.Module):
     def __init__(self, dim):
         super().__init__()
@@ -251,15 +324,25 @@ def test_lipschitz_respects_the_image_box():
     assert estimates.mean() > 0.9 * 6.0
 
 
-def _write_model_files(tmp_path, arch, method, ratio, sharp, lip, dataset="digits"):
+def _write_model_files(tmp_path, arch, method, ratio, sharp, lip, dataset="digits",
+                       trained_ratio=None):
+    """A model's three analysis files; ``trained_ratio``: the trained-only sparsity of its
+    8 trained weights out of 10 (None: a report from before trained-only numbers)."""
     model_dir = tmp_path / dataset / arch / method
+    every = {"weights": 10, "max_abs": 1.0, "sparse": round(10 * ratio), "ratio": ratio,
+             "histogram": {"range": [-1.0, 1.0], "counts": [1, 4, 4, 1]}}
+    empty = {"weights": 0, "max_abs": None, "sparse": 0, "ratio": None, "histogram": None}
+    known = trained_ratio is not None
+    if known:
+        every.update(weights_trained=8, max_abs_trained=0.5,
+                     sparse_trained=round(8 * trained_ratio), ratio_trained=trained_ratio,
+                     histogram_trained={"range": [-0.5, 0.5], "counts": [1, 3, 3, 1]},
+                     untrained_share=0.2)
+        empty.update({f"{k}_trained": v for k, v in empty.items()}, untrained_share=None)
     report = {"dataset": dataset, "arch": arch, "method": method, "threshold": 0.01,
-              "bins": 4, "components": {
-                  "all": {"weights": 10, "max_abs": 1.0, "sparse": round(10 * ratio),
-                          "ratio": ratio,
-                          "histogram": {"range": [-1.0, 1.0], "counts": [1, 4, 4, 1]}},
-                  **{c: {"weights": 0, "max_abs": None, "sparse": 0, "ratio": None,
-                         "histogram": None} for c in COMPONENTS}}}
+              "bins": 4, "components": {"all": every, **{c: dict(empty) for c in COMPONENTS}}}
+    if known:
+        report["untrained_known"] = True
     write_json(report, model_dir / "sparsity.json")
     coords = grid_coordinates(3, 1.0)
     loss = np.full((3, 3), 1.0 + sharp * 9 / 8)
@@ -284,10 +367,21 @@ def test_tables_and_figures(tmp_path):
 
     specs = [("resnet", 0.05, 3.0, 90.0, 0.29), ("pvtv2", 0.28, 0.2, 50.0, 0.47),
              ("coatnet", 0.10, 5.0, 99.0, 0.31)]
-    dirs = [_write_model_files(tmp_path, a, "pgd_linf", r, s, lip) for a, r, s, lip, _ in specs]
+    dirs = [_write_model_files(tmp_path, a, "pgd_linf", r, s, lip, trained_ratio=r / 2)
+            for a, r, s, lip, _ in specs[:2]]
+    # CoAtNet's report predates the trained-only numbers
+    dirs.append(_write_model_files(tmp_path, specs[2][0], "pgd_linf", *specs[2][1:4]))
     dirs.append(_write_model_files(tmp_path, "resnet", "vanilla", 0.04, 7.0, 900.0))
     sparsity = sparsity_frame([d / "sparsity.json" for d in dirs])
     assert sparsity["component"].tolist()[:6] == ["all", *COMPONENTS]
+    first, old = sparsity.iloc[0], sparsity.iloc[12]
+    assert (first["weights"], first["sparse"], first["sparsity"]) == (10, 0, 0.05)
+    assert (first["weights_trained"], first["sparse_trained"]) == (8, 0)
+    assert first["sparsity_trained"] == pytest.approx(0.025)
+    assert first["untrained_share"] == pytest.approx(0.2) and first["untrained_known"]
+    assert old["arch"] == "coatnet" and not old["untrained_known"]  # unknown: all trained
+    assert old[["weights_trained", "sparse_trained", "sparsity_trained", "untrained_share"]
+               ].tolist() == [10, 1, pytest.approx(0.10), 0.0]
     landscape = landscape_frame([d / "landscape.npz" for d in dirs])
     assert landscape.loc[0, "sharpness"] == pytest.approx(3.0)
     assert landscape.loc[0, "max_increase"] == pytest.approx(3.0 * 9 / 8)
@@ -302,11 +396,13 @@ def test_tables_and_figures(tmp_path):
     assert frame["architecture"].tolist() == ["ResNet", "PVTv2", "CoAtNet"]
     row = frame.iloc[1]
     assert row["sparsity"] == pytest.approx(28.0) and row["worst_case"] == pytest.approx(47.0)
+    assert row["sparsity_trained"] == pytest.approx(14.0)
     assert row["sharpness"] == pytest.approx(0.2) and row["lipschitz"] == pytest.approx(50.0)
     tex, csv = tmp_path / "table_analysis.tex", tmp_path / "table_analysis.csv"
     write_analysis_table(frame, tex, csv, caption="Analysis")
     text = tex.read_text()
     assert "Sparsity (\\%)" in text and "Worst-case (\\%)" in text and "Method" not in text
+    assert "Sparsity, trained (\\%)" in text
     assert "28.00" in text and "47.00" in text
     assert pd.read_csv(csv)["arch"].tolist() == ["resnet", "pvtv2", "coatnet"]
 
@@ -317,9 +413,10 @@ def test_tables_and_figures(tmp_path):
     assert rho == pytest.approx(1.0)  # sparsity and worst case both rank (1, 3, 2)
     reports = [json.loads((d / "sparsity.json").read_text()) for d in dirs]
     figure1(reports[:3], tmp_path / "f1.pdf")
-    figure2(reports[2:3], tmp_path / "f2.pdf")
+    figure2(reports[2:3], tmp_path / "f2.pdf")  # a report from before trained-only numbers
+    figure2(reports[1:2], tmp_path / "f2_trained.pdf")
     landscapes = {(a, m): load_landscape(tmp_path / "digits" / a / m / "landscape.npz")
                   for a, m in [("resnet", "pgd_linf"), ("resnet", "vanilla")]}
     figure4(landscapes, ["resnet"], ["vanilla", "pgd_linf"], tmp_path / "f4.pdf")
-    for name in ("scatter.pdf", "f1.pdf", "f2.pdf", "f4.pdf"):
+    for name in ("scatter.pdf", "f1.pdf", "f2.pdf", "f2_trained.pdf", "f4.pdf"):
         assert (tmp_path / name).read_bytes()[:4] == b"%PDF"

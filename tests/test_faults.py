@@ -110,6 +110,13 @@ def _assert_same_weights(state: dict[str, torch.Tensor], expected: dict[str, tor
         assert torch.equal(state[key], value), f"{key} differs from the uninterrupted run"
 
 
+def _assert_same_untrained(model: dict, expected: dict[str, torch.Tensor]) -> None:
+    """model.pt's record of never-trained elements is the uninterrupted run's."""
+    assert model["untrained"].keys() == expected.keys()
+    for key, mask in expected.items():
+        assert torch.equal(model["untrained"][key], mask), f"{key}'s untrained mask differs"
+
+
 def _assert_same_metrics(csv: Path, expected: list[dict], tmp_path: Path) -> None:
     write_metrics(expected, tmp_path / "expected.csv")  # same CSV round trip for both sides
     frames = [pd.read_csv(p).drop(columns="time_s") for p in (csv, tmp_path / "expected.csv")]
@@ -218,6 +225,7 @@ def test_sigkill_after_second_checkpoint_resumes_bit_identically(tmp_path, split
     data = data_digest(splits / "train.pt", splits / "test.pt")
     assert model["fingerprint"] == run_fingerprint(SETTINGS, data=data).digests()
     _assert_same_weights(model["state_dict"], reference.state_dict)
+    _assert_same_untrained(model, reference.untrained)
     _assert_same_metrics(tmp_path / "results" / "metrics.csv", reference.metrics, tmp_path)
     assert not checkpoints.exists()  # a finished run drops its checkpoints
 
@@ -316,6 +324,7 @@ def test_sigterm_mid_epoch_stops_without_a_model_and_resumes(tmp_path, splits, r
     assert {"epoch": model["resumed_from_epoch"], "batch": model["resumed_from_batch"]} == (
         EXPECTED_RESUME_AFTER_SIGTERM)
     _assert_same_weights(model["state_dict"], reference.state_dict)
+    _assert_same_untrained(model, reference.untrained)
     _assert_same_metrics(tmp_path / "results" / "metrics.csv", reference.metrics, tmp_path)
     assert not (tmp_path / "checkpoints").exists()
 

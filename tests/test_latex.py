@@ -99,7 +99,8 @@ def _analysis_inputs(tmp: Path):
               ("vit", "vanilla")]
     keys = [{"dataset": DATASET, "arch": a, "method": m} for a, m in models]
     sparsity = pd.DataFrame([{**k, "component": "all", "weights": 10, "max_abs": 1.0,
-                              "sparse": 2, "sparsity": 0.2 + 0.1 * i} for i, k in enumerate(keys)])
+                              "sparse": 2, "sparsity": 0.2 + 0.1 * i,
+                              "sparsity_trained": 0.2 + 0.1 * i} for i, k in enumerate(keys)])
     landscape = pd.DataFrame([{**k, "sharpness": 1.5 + i} for i, k in enumerate(keys)])
     lipschitz = pd.DataFrame([{**k, "lipschitz": 10.0 * (i + 1)} for i, k in enumerate(keys)])
     paths = {}

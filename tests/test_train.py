@@ -10,6 +10,7 @@ from robustarch.models import create_model
 from robustarch.settings import as_dict
 from robustarch.train import (
     Fingerprint,
+    GradientRecord,
     NonFiniteLossError,
     epoch_lr_factor,
     l1_penalty,
@@ -205,6 +206,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(digits, tmp_path, stop_
     assert untimed[0] == untimed[1]
     for key, value in straight.state_dict.items():
         assert torch.equal(value, resumed.state_dict[key]), key
+    assert straight.untrained.keys() == resumed.untrained.keys()
 
 
 class _NaNModel(torch.nn.Module):
@@ -441,3 +443,147 @@ def test_training_job_records_the_regularization_and_evaluation_rebuilds_it(tmp_
     x_test = test_x[:4].float() / 255
     with torch.no_grad():
         assert torch.equal(old(x_test), model(x_test))
+
+
+# ---------------------------------------------------------------------- untrained weights
+
+
+def _random_split(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, generator=g),
+            torch.randint(0, 10, (n,), generator=g))
+
+
+def _expected_coatnet_untrained(model):
+    """CoAtNet at 32 px: the last stage's grid is 1x1, so its attention has one token to attend
+    to; softmax over one logit is 1 whatever the logit, so the query and key rows of its fused
+    ``to_qkv`` (the first two thirds of the output features: q, k, v) and its one relative-bias
+    entry per head get exactly zero gradient. Nothing else does (the stages before attend over
+    2x2 or more, or are convolutions on 2x2 or more)."""
+    stage = model.net.stages[-1]
+    assert model.net.layout[-1] == "T" and stage[0].attn.grid == 1
+    expected = {}
+    for i, block in enumerate(stage):
+        qkv = block.attn.to_qkv.weight
+        rows = torch.zeros_like(qkv, dtype=torch.bool)
+        rows[: 2 * qkv.shape[0] // 3] = True
+        prefix = f"net.stages.{len(model.net.stages) - 1}.{i}.attn"
+        expected[f"{prefix}.to_qkv.weight"] = rows
+        expected[f"{prefix}.rel_bias"] = torch.ones_like(block.attn.rel_bias, dtype=torch.bool)
+    return expected
+
+
+def test_coatnet_at_32px_leaves_its_last_stage_queries_and_keys_untrained(tmp_path):
+    """The gradient record finds exactly the elements the architecture leaves without gradient,
+    and those moved only by AdamW's decoupled weight decay."""
+    model = _model("coatnet")
+    initial = {k: v.detach().clone() for k, v in model.named_parameters()}
+    expected = _expected_coatnet_untrained(model)
+    settings = tiny_settings(arch="coatnet", epochs=2, batch_size=16, warmup_epochs=0,
+                             lr=1e-2)
+    train = _random_split(64)
+    result = train_model(model, train, _random_split(16, seed=1), settings,
+                         checkpoint_dir=tmp_path, device=torch.device("cpu"), log=lambda m: None)
+    assert result.untrained.keys() == expected.keys()
+    for name, mask in expected.items():
+        assert torch.equal(result.untrained[name], mask), name
+    assert result.parameter_elements == sum(p.numel() for p in model.parameters())
+    # untrained elements: only the weight decay, w0 * prod(1 - lr * wd) over the steps
+    for name, mask in expected.items():
+        decayed = initial[name].clone()
+        for row in result.metrics:
+            for _ in range(len(train[1]) // settings.batch_size):
+                decayed.mul_(1 - row["lr"] * settings.weight_decay)
+        final = result.state_dict[name]
+        assert torch.allclose(final[mask], decayed[mask], rtol=1e-6, atol=0), name
+        if not mask.all():  # to_qkv's value rows trained
+            assert not torch.allclose(final[~mask], decayed[~mask], rtol=1e-3), name
+
+
+def test_gradient_record_ors_elementwise_and_round_trips():
+    model = torch.nn.Linear(3, 2)
+    record = GradientRecord(model)
+    grads = [torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]),  # update 1 (then a sync)
+             torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]),  # 2 (sync)
+             torch.tensor([[0.0, -1e-30, 0.0], [0.0, 0.0, 0.0]]),  # 3
+             torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 2.0]])]  # 4 (sync)
+    for grad in grads:
+        model.weight.grad = grad
+        model.bias.grad = torch.ones(2)
+        record.update()
+    assert record.untrained().keys() == {"weight"}
+    assert record.untrained()["weight"].tolist() == [[True, False, True], [True, True, False]]
+    model.weight.grad = None  # a parameter without gradient in a pass stays as it is
+    record.update()
+    copy = GradientRecord(model)
+    copy.load_state_dict(record.state_dict())
+    assert copy.untrained().keys() == {"weight"}
+    assert torch.equal(copy.untrained()["weight"], record.untrained()["weight"])
+    model.weight.grad = torch.ones(2, 3)
+    copy.update()
+    assert copy.untrained() == {}
+    with pytest.raises(ValueError, match="other parameters"):
+        GradientRecord(torch.nn.Linear(3, 2, bias=False)).load_state_dict(record.state_dict())
+
+
+def test_the_gradient_record_survives_a_mid_epoch_resume(tmp_path):
+    settings = tiny_settings(arch="coatnet", epochs=2, batch_size=16)
+    train, test = _random_split(64), _random_split(16, seed=1)
+    straight = train_model(_model("coatnet"), train, test, settings,
+                           checkpoint_dir=tmp_path / "a", device=torch.device("cpu"),
+                           log=lambda m: None)
+    calls = {"n": 0}
+
+    def stop_after_two_batches():
+        calls["n"] += 1
+        return calls["n"] >= 2
+
+    with pytest.raises(InterruptedError, match="after batch 2"):
+        train_model(_model("coatnet"), train, test, settings, checkpoint_dir=tmp_path / "b",
+                    device=torch.device("cpu"), log=lambda m: None,
+                    stop_requested=stop_after_two_batches)
+    checkpoint = torch.load(list_checkpoints(tmp_path / "b")[-1], weights_only=True)
+    assert not checkpoint["gradients_seen"]["net.stages.3.0.attn.rel_bias"].any()
+    resumed = train_model(_model("coatnet", seed=99), train, test, settings,
+                          checkpoint_dir=tmp_path / "b", device=torch.device("cpu"),
+                          log=lambda m: None)
+    assert resumed.resumed_from == {"epoch": 0, "batch": 2}
+    assert straight.untrained.keys() == resumed.untrained.keys() == set(
+        _expected_coatnet_untrained(_model("coatnet")))
+    for name, mask in straight.untrained.items():
+        assert torch.equal(mask, resumed.untrained[name]), name
+    for key, value in straight.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+
+
+def test_model_file_records_the_untrained_elements(tmp_path):
+    """model.pt keeps the masks (weights-only loadable) and their counts; the loader exposes
+    them; a file from before the record reads as unknown; a damaged record is refused."""
+    from robustarch.errors import CorruptFileError
+    from robustarch.evaluate.loading import load_trained_model
+    from robustarch.train import TrainResult, save_trained_model
+
+    model = _model("coatnet")
+    untrained = _expected_coatnet_untrained(model)
+    total = sum(p.numel() for p in model.parameters())
+    result = TrainResult(state_dict=model.state_dict(), metrics=[], selected_epoch=1,
+                         resumed_from=None, untrained=untrained, parameter_elements=total)
+    settings = tiny_settings(arch="coatnet")
+    save_trained_model(tmp_path / "model.pt", result, settings)
+    saved = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert saved["untrained_summary"] == {
+        "parameters": 2, "elements": sum(int(m.sum()) for m in untrained.values()),
+        "parameter_elements": total}
+    _, meta = load_trained_model(tmp_path / "model.pt")
+    assert meta["untrained_known"] is True and meta["untrained"].keys() == untrained.keys()
+    for name, mask in untrained.items():
+        assert torch.equal(meta["untrained"][name], mask)
+    for key in ("untrained", "untrained_summary"):
+        del saved[key]
+    torch.save(saved, tmp_path / "old.pt")
+    _, meta = load_trained_model(tmp_path / "old.pt")
+    assert meta["untrained"] is None and meta["untrained_known"] is False
+    saved["untrained"] = {"net.head.weight": torch.ones(3, dtype=torch.bool)}
+    torch.save(saved, tmp_path / "bad.pt")
+    with pytest.raises(CorruptFileError, match="net.head.weight"):
+        load_trained_model(tmp_path / "bad.pt")

@@ -26,14 +26,19 @@ def run_analysis_job(*, model: str | Path, train: str | Path, test: str | Path,
     """Write the three analyses of ``model``; ``keys`` (dataset, arch, method) label them."""
     device = select_device()
     # The trained weights, unfolded: the analyses read the weights themselves.
-    net, _ = load_trained_model(model, device=device)
+    net, meta = load_trained_model(model, device=device)
     keys = dict(keys)
 
     start = time.perf_counter()
     sparse = settings.sparsity
-    report = sparsity_report(net, threshold=sparse.threshold, bins=sparse.bins)
+    report = sparsity_report(net, threshold=sparse.threshold, bins=sparse.bins,
+                             untrained=meta["untrained"])
     write_json({**keys, **report}, sparsity_path, compact=True, allow_nan=False)
-    log(f"sparsity of all weights {report['components']['all']['ratio']:.4f} "
+    every = report["components"]["all"]
+    trained = (f"of the trained ones {every['ratio_trained']:.4f} ({every['untrained_share']:.2%} "
+               "never trained)" if report["untrained_known"] else "untrained weights unknown "
+               "(the model file predates that record: all counted as trained)")
+    log(f"sparsity of all weights {every['ratio']:.4f}, {trained} "
         f"({time.perf_counter() - start:.1f}s)")
 
     start = time.perf_counter()

@@ -21,11 +21,18 @@ this gives per family), first match wins:
 4. ``conv``: any other convolution (stems, patch embeddings, convolution blocks, shortcuts).
 5. ``other``: the rest (classifier heads, squeeze-excite and patch-merging linears, position
    embeddings and class tokens).
+
+*Trained weights* exclude the elements that never had a non-zero gradient in training (the
+``untrained`` record of ``model.pt``, :mod:`robustarch.train.outputs`): they only shrank by
+AdamW's decoupled weight decay, so they measure the initialization, not what training learnt.
+Every set is summarized twice, over all its weights and over its trained weights only (with the
+threshold's max|w| taken over the trained ones).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -93,43 +100,84 @@ def sparsity_ratio(weights: torch.Tensor, threshold: float = 0.01) -> float:
     return _sparse_count(magnitude, threshold) / magnitude.numel()
 
 
-def _summary(values: torch.Tensor, threshold: float, bins: int) -> dict[str, Any]:
+def _summary(values: torch.Tensor, threshold: float, bins: int, suffix: str = ""
+             ) -> dict[str, Any]:
+    """Count, max|w|, sparse count, ratio and histogram of ``values``, keys ending in
+    ``suffix``."""
+    keys = [f"{key}{suffix}" for key in ("weights", "max_abs", "sparse", "ratio", "histogram")]
     if values.numel() == 0:
-        return {"weights": 0, "max_abs": None, "sparse": 0, "ratio": None, "histogram": None}
+        return dict(zip(keys, [0, None, 0, None, None], strict=True))
     values = values.double()
     peak = float(values.abs().max())
     span = peak if peak > 0 else 1.0  # a zero set still gets a well-defined histogram range
     counts = torch.histc(values, bins=bins, min=-span, max=span)
     sparse = _sparse_count(values.abs(), threshold)
-    return {
-        "weights": int(values.numel()),
-        "max_abs": peak,
-        "sparse": sparse,
-        "ratio": sparse / values.numel(),
-        "histogram": {"range": [-span, span], "counts": [int(c) for c in counts.tolist()]},
-    }
+    return dict(zip(keys, [
+        int(values.numel()), peak, sparse, sparse / values.numel(),
+        {"range": [-span, span], "counts": [int(c) for c in counts.tolist()]}], strict=True))
 
 
-def sparsity_report(model: nn.Module, threshold: float = 0.01, bins: int = 200
-                    ) -> dict[str, Any]:
-    """Sparsity of all weights and of each component (its own max|w|), with histograms.
+def _component_summary(values: torch.Tensor, trained: torch.Tensor, threshold: float,
+                       bins: int) -> dict[str, Any]:
+    """A set summarized over all its weights and over its ``trained`` ones (a bool mask)."""
+    summary = _summary(values, threshold, bins)
+    summary.update(_summary(values[trained], threshold, bins, "_trained"))
+    summary["untrained_share"] = (1 - summary["weights_trained"] / summary["weights"]
+                                  if summary["weights"] else None)
+    return summary
 
-    ``components`` holds ``all`` and every name of :data:`COMPONENTS` (``weights`` 0 and
-    ``ratio`` None where a model has none); ``parameters`` lists, per component, the weight
-    names with block indices replaced by ``#``, which shows how the rule classified the model.
+
+def _trained_mask(name: str, param: torch.Tensor,
+                  untrained: Mapping[str, torch.Tensor] | None) -> torch.Tensor:
+    """Flat bool mask of the trained elements of weight ``name``."""
+    mask = None if untrained is None else untrained.get(name)
+    if mask is None:  # no record, or none of this weight's elements went untrained
+        return torch.ones(param.numel(), dtype=torch.bool)
+    if mask.shape != param.shape or mask.dtype != torch.bool:
+        raise ValueError(f"the untrained record of {name} is a {mask.dtype} mask of shape "
+                         f"{tuple(mask.shape)}, not a bool mask of the weight's "
+                         f"{tuple(param.shape)}: it belongs to another model")
+    return ~mask.detach().flatten().cpu()
+
+
+def sparsity_report(model: nn.Module, threshold: float = 0.01, bins: int = 200,
+                    untrained: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Sparsity of all weights and of each component (its own max|w|), with histograms, over
+    all weights and over the trained ones.
+
+    ``untrained`` maps parameter names to bool masks of the elements that never trained
+    (``model.pt``'s record); None: not recorded, every weight counts as trained and
+    ``untrained_known`` is False. ``components`` holds ``all`` and every name of
+    :data:`COMPONENTS`: ``weights``, ``max_abs``, ``sparse``, ``ratio``, ``histogram``, the same
+    with ``_trained`` over the trained weights only, and ``untrained_share`` (``weights`` 0 and
+    ratios None where a model has none); ``untrained_weights`` counts the untrained elements
+    of each weight that has some; ``parameters`` lists, per component, the weight names with
+    block indices replaced by ``#``, which shows how the rule classified the model.
     """
     params = dict(model.named_parameters())
+    unknown = sorted(set(untrained or {}) - set(params))
+    if unknown:
+        raise ValueError(f"the untrained record names parameters the model lacks: {unknown[:5]}"
+                         "; it belongs to another model")
     assigned = weight_components(model)
     groups: dict[str, list[torch.Tensor]] = {c: [] for c in COMPONENTS}
+    masks: dict[str, list[torch.Tensor]] = {c: [] for c in COMPONENTS}
     patterns: dict[str, list[str]] = {c: [] for c in COMPONENTS}
+    counts: dict[str, int] = {}
     for name, component in assigned.items():
         groups[component].append(params[name].detach().flatten().cpu())
+        masks[component].append(_trained_mask(name, params[name], untrained))
+        if not masks[component][-1].all():
+            counts[name] = int((~masks[component][-1]).sum())
         pattern = re.sub(r"\.\d+(?=\.)", ".#", name)
         if pattern not in patterns[component]:
             patterns[component].append(pattern)
     flat = {c: torch.cat(v) if v else torch.empty(0) for c, v in groups.items()}
-    components = {"all": _summary(torch.cat(list(flat.values())), threshold, bins)}
-    components.update({c: _summary(flat[c], threshold, bins) for c in COMPONENTS})
-    return {"threshold": threshold, "bins": bins, "components": components,
-            "parameters": patterns}
-
+    trained = {c: torch.cat(v) if v else torch.empty(0, dtype=torch.bool)
+               for c, v in masks.items()}
+    components = {"all": _component_summary(torch.cat(list(flat.values())),
+                                            torch.cat(list(trained.values())), threshold, bins)}
+    components.update({c: _component_summary(flat[c], trained[c], threshold, bins)
+                       for c in COMPONENTS})
+    return {"threshold": threshold, "bins": bins, "untrained_known": untrained is not None,
+            "untrained_weights": counts, "components": components, "parameters": patterns}

@@ -11,7 +11,7 @@ from torch import nn
 from ..models import create_model
 from ..models.batchnorm_folding import fold_batchnorm as fold
 from ..models.memory_format import memory_format
-from ..train.outputs import load_model_file
+from ..train.outputs import load_model_file, untrained_record
 
 
 def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
@@ -23,10 +23,12 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
     as in training). ``fold_batchnorm``: fold eval-mode batch norms into the convolutions before
     them (:mod:`robustarch.models.batchnorm_folding`; the same function, faster), for attacks
     and corruptions; off by default, since it changes the weights that weight analyses read.
-    Returns the model and the file's metadata. The model is built with the regularization
-    rates it was trained with (``model.pt``'s ``regularization``); files written before that
-    key get none, which builds the same parameters (rates never change them) and, in eval
-    mode, the same function."""
+    Returns the model and the file's metadata, whose ``untrained`` holds the masks of the
+    parameter elements that never trained (:mod:`robustarch.train.outputs`; None, with
+    ``untrained_known`` False, for a file from before that record). The model is built with the
+    regularization rates it was trained with (``model.pt``'s ``regularization``); files written
+    before that key get none, which builds the same parameters (rates never change them) and,
+    in eval mode, the same function."""
     data = load_model_file(path)
     rates = data.get("regularization") or {}  # absent in files from before the key
     model = create_model(data["arch"], num_classes=data["num_classes"],
@@ -34,6 +36,8 @@ def load_trained_model(path: str | Path, device: str | torch.device = "cpu",
                          mean=data["mean"], std=data["std"], **rates)
     model.load_state_dict(data["state_dict"])
     meta = {k: v for k, v in data.items() if k != "state_dict"}
+    meta["untrained"] = untrained_record(data)
+    meta["untrained_known"] = meta["untrained"] is not None
     model = prepare_for_evaluation(model, data["arch"], device, channels_last, fold_batchnorm)
     return model, meta
 

@@ -17,29 +17,50 @@ from .latex import INF, Layout, TeX, write_table
 from .names import display_name, method_name
 
 KEYS = ["dataset", "arch", "method"]
-ANALYSIS_COLUMNS = ["architecture", "category", "method", "sparsity", "sharpness", "lipschitz",
-                    "worst_case"]
+ANALYSIS_COLUMNS = ["architecture", "category", "method", "sparsity", "sparsity_trained",
+                    "sharpness", "lipschitz", "worst_case"]
 ANALYSIS_HEADERS = {"architecture": "Architecture", "category": "Category", "method": "Method",
-                    "sparsity": "Sparsity (%)", "sharpness": "Sharpness",
+                    "sparsity": "Sparsity (%)", "sparsity_trained": "Sparsity, trained (%)",
+                    "sharpness": "Sharpness",
                     "lipschitz": "Lipschitz", "worst_case": "Worst-case (%)"}
 
 
+SPARSITY_COLUMNS = ["component", "weights", "max_abs", "sparse", "sparsity", "weights_trained",
+                    "max_abs_trained", "sparse_trained", "sparsity_trained", "untrained_share",
+                    "untrained_known"]
+
+
 def sparsity_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per model and component (``all`` first) from ``sparsity.json`` files."""
+    """One row per model and component (``all`` first) from ``sparsity.json`` files: over all
+    weights (``weights``, ``max_abs``, ``sparse``, ``sparsity``) and over the trained weights
+    only (the same with ``_trained``), the share of untrained weights, and whether the model
+    file recorded them (``untrained_known``; when not, the trained columns repeat all
+    weights')."""
     rows = [row for path in paths for row in sparsity_rows(json.loads(Path(path).read_text()))]
-    return pd.DataFrame(rows, columns=[*KEYS, "component", "weights", "max_abs", "sparse",
-                                       "sparsity"])
+    return pd.DataFrame(rows, columns=[*KEYS, *SPARSITY_COLUMNS])
 
 
 def sparsity_rows(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One row per component of a ``sparsity.json`` (with its dataset/arch/method keys)."""
     keys = {k: report.get(k) for k in KEYS}
     components = report["components"]
+    # a report from before the trained-only numbers: unknown, every weight counted as trained
+    known = bool(report.get("untrained_known"))
     order = ["all", *COMPONENTS] + sorted(set(components) - {"all", *COMPONENTS})
-    return [{**keys, "component": name, "weights": components[name]["weights"],
-             "max_abs": components[name]["max_abs"], "sparse": components[name]["sparse"],
-             "sparsity": components[name]["ratio"]}
-            for name in order if name in components]
+    rows = []
+    for name in (n for n in order if n in components):
+        c = components[name]
+        trained = "_trained" if "weights_trained" in c else ""
+        rows.append({**keys, "component": name, "weights": c["weights"],
+                     "max_abs": c["max_abs"], "sparse": c["sparse"], "sparsity": c["ratio"],
+                     "weights_trained": c[f"weights{trained}"],
+                     "max_abs_trained": c[f"max_abs{trained}"],
+                     "sparse_trained": c[f"sparse{trained}"],
+                     "sparsity_trained": c[f"ratio{trained}"],
+                     "untrained_share": c["untrained_share"] if trained else
+                     (0.0 if c["weights"] else None),
+                     "untrained_known": known})
+    return rows
 
 
 def landscape_frame(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -69,8 +90,9 @@ def analysis_frame(models: Sequence[tuple[str, str]], *, sparsity: pd.DataFrame,
                    landscape: pd.DataFrame, lipschitz: pd.DataFrame,
                    summaries: Iterable[Mapping[str, Any]], categories: Mapping[str, str],
                    dataset: str) -> pd.DataFrame:
-    """One row per (arch, method) of ``models``, in that order: sparsity of all weights (%),
-    sharpness, mean local Lipschitz constant and sample-wise worst-case accuracy (%)."""
+    """One row per (arch, method) of ``models``, in that order: sparsity of all weights and of
+    the trained weights (%), sharpness, mean local Lipschitz constant and sample-wise
+    worst-case accuracy (%)."""
     def lookup(frame: pd.DataFrame, arch: str, method: str, column: str,
                **where: str) -> float | None:
         rows = frame[(frame["dataset"] == dataset) & (frame["arch"] == arch)
@@ -85,11 +107,13 @@ def analysis_frame(models: Sequence[tuple[str, str]], *, sparsity: pd.DataFrame,
     rows = []
     for arch, method in models:
         ratio = lookup(sparsity, arch, method, "sparsity", component="all")
+        trained = lookup(sparsity, arch, method, "sparsity_trained", component="all")
         case = worst.get((arch, method))
         rows.append({
             "arch": arch, "architecture": display_name(arch),
             "category": categories.get(arch), "method": method,
             "sparsity": None if ratio is None else 100 * ratio,
+            "sparsity_trained": None if trained is None else 100 * trained,
             "sharpness": lookup(landscape, arch, method, "sharpness"),
             "lipschitz": lookup(lipschitz, arch, method, "lipschitz"),
             "worst_case": None if case is None else 100 * case,

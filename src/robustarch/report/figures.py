@@ -81,10 +81,31 @@ def figure1(reports: Sequence[Mapping[str, Any]], path: str | Path,
     plt.close(fig)
 
 
+def _trained_histogram(ax, summary: Mapping[str, Any] | None, label: str) -> None:
+    """A component's trained weights as a density; the legend has the sparsity of its trained
+    weights and, where some never trained, of all its weights and their untrained share.
+    A report from before the trained-only numbers: all weights, as :func:`_histogram`."""
+    if not summary or "weights_trained" not in summary:
+        _histogram(ax, summary, label)
+        return
+    if not summary["weights_trained"]:
+        return
+    counts = np.asarray(summary["histogram_trained"]["counts"], dtype=float)
+    low, high = summary["histogram_trained"]["range"]
+    edges = np.linspace(low, high, len(counts) + 1)
+    label += f"sparsity {100 * summary['ratio_trained']:.1f}%"
+    if summary["untrained_share"]:
+        label += (f" (all {100 * summary['ratio']:.1f}%; "
+                  f"{100 * summary['untrained_share']:.1f}% untrained)")
+    ax.stairs(counts / (counts.sum() * (edges[1] - edges[0])), edges, fill=True, alpha=0.5,
+              label=label)
+
+
 def figure2(reports: Sequence[Mapping[str, Any]], path: str | Path,
             png: str | Path | None = None) -> None:
-    """Per-component histograms: one row per architecture, columns all / convolution / QKV /
-    feed-forward, each component's sparsity (over its own max|w|) in the legend."""
+    """Per-component histograms of the trained weights: one row per architecture, columns all /
+    convolution / QKV / feed-forward, each component's sparsity (over its own max|w|) in the
+    legend: of its trained weights, and of all of them where some never trained."""
     plt = _pyplot()
     archs = list(dict.fromkeys(r["arch"] for r in reports))
     methods = {r["method"] for r in reports}
@@ -95,7 +116,7 @@ def figure2(reports: Sequence[Mapping[str, Any]], path: str | Path,
         for ax, (component, title) in zip(row, FIGURE2_COMPONENTS.items(), strict=True):
             for report in (r for r in reports if r["arch"] == arch):
                 prefix = f"{method_name(report['method'])}: " if len(methods) > 1 else ""
-                _histogram(ax, report["components"].get(component), prefix)
+                _trained_histogram(ax, report["components"].get(component), prefix)
             if ax.has_data():
                 ax.legend(fontsize=7, loc="upper right")
             else:
@@ -103,6 +124,8 @@ def figure2(reports: Sequence[Mapping[str, Any]], path: str | Path,
                         transform=ax.transAxes)
                 ax.set_yticks([])
             ax.set_title(f"{display_name(arch)}: {title}", fontsize=9)
+    if any(r.get("untrained_known") for r in reports):
+        fig.suptitle("Trained weights (never-trained elements left out)", fontsize=10)
     fig.tight_layout()
     _save(fig, path, png)
     plt.close(fig)

@@ -4,13 +4,14 @@ by the run's fingerprint (:mod:`.fingerprint`) and the files a run leaves (:mod:
 
 from .checkpoints import clear_checkpoints, list_checkpoints, load_latest_checkpoint
 from .fingerprint import Fingerprint, data_digest, run_fingerprint
-from .loop import NonFiniteLossError, clean_accuracy, train_model
+from .loop import GradientRecord, NonFiniteLossError, clean_accuracy, train_model
 from .objectives import l1_penalty, make_objective, trades_loss
 from .outputs import (
     METRIC_COLUMNS,
     TrainResult,
     load_model_file,
     save_trained_model,
+    untrained_record,
     write_metrics,
 )
 from .schedule import epoch_lr_factor, lr_factor
@@ -18,6 +19,7 @@ from .schedule import epoch_lr_factor, lr_factor
 __all__ = [
     "METRIC_COLUMNS",
     "Fingerprint",
+    "GradientRecord",
     "NonFiniteLossError",
     "TrainResult",
     "clean_accuracy",
@@ -34,5 +36,6 @@ __all__ = [
     "save_trained_model",
     "train_model",
     "trades_loss",
+    "untrained_record",
     "write_metrics",
 ]

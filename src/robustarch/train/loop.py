@@ -5,9 +5,12 @@ Read it top-down, as airbench's: :func:`train_model` sets a run up (:func:`_star
 device-resident loader, optimizer, schedule, the method's objective), resumes it from its newest
 checkpoint when that was written by the same recipe, data and code (:mod:`.fingerprint`), then
 runs epochs; :func:`_train_epoch` is the inner loop. Every epoch ends with an atomic checkpoint
-of everything needed to continue bit for bit: model, optimizer, scheduler and every random state
-(:func:`_state`), plus the run's fingerprint. A stop request (a preemption signal) checkpoints
-the current batch and raises ``InterruptedError``.
+of everything needed to continue bit for bit: model, optimizer, scheduler, every random state and
+the gradient record (:func:`_state`), plus the run's fingerprint. A stop request (a preemption
+signal) checkpoints the current batch and raises ``InterruptedError``. Every backward pass is
+observed by a :class:`GradientRecord`: which parameter elements have never had a non-zero
+gradient (weights that never trained, e.g. CoAtNet's query/key projections in a stage that
+attends over one token).
 """
 
 from __future__ import annotations
@@ -60,6 +63,58 @@ def clean_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_
     return correct / len(x)
 
 
+class GradientRecord:
+    """Which elements of each parameter have had a non-zero gradient in some backward pass.
+
+    An element whose gradient was always exactly 0 (or None) keeps zero AdamW moments, so the
+    optimizer never moved it beyond the decoupled weight decay: it did not train. Observing
+    costs two small kernels per parameter that still has such an element; parameters whose
+    every element has trained are dropped from the observation after the 1st, 2nd, 4th, 8th...
+    update (one host sync each), so after the first batch only the few incomplete ones remain.
+    The record only reads gradients: training is the same with or without it.
+    """
+
+    def __init__(self, model: nn.Module):
+        self._params = dict(model.named_parameters())
+        self.seen = {name: torch.zeros_like(p, dtype=torch.bool)
+                     for name, p in self._params.items()}
+        self._open = list(self.seen)  # names with an element not seen yet
+        self._updates = 0
+
+    def update(self) -> None:
+        """OR in the gradients of the backward pass just done."""
+        for name in self._open:
+            grad = self._params[name].grad
+            if grad is not None:
+                self.seen[name].logical_or_(grad != 0)
+        self._updates += 1
+        if self._updates & (self._updates - 1) == 0:  # a power of two
+            self._drop_complete()
+
+    def _drop_complete(self) -> None:
+        if self._open:
+            done = torch.stack([self.seen[name].all() for name in self._open]).tolist()
+            self._open = [name for name, d in zip(self._open, done, strict=True) if not d]
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {name: mask.cpu().clone() for name, mask in self.seen.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        if state.keys() != self.seen.keys():
+            raise ValueError("the checkpoint's gradient record names other parameters than "
+                             "the model's")
+        for name, mask in self.seen.items():
+            mask.copy_(state[name])
+        self._open = list(self.seen)
+        self._drop_complete()
+
+    def untrained(self) -> dict[str, torch.Tensor]:
+        """``{parameter name: bool mask of its untrained elements}`` (CPU), for the parameters
+        with at least one."""
+        return {name: (~mask).cpu() for name, mask in self.seen.items()
+                if name in self._open and not bool(mask.all())}
+
+
 @dataclass
 class _Run:
     """A run's moving parts and the state carried from epoch to epoch."""
@@ -76,6 +131,7 @@ class _Run:
     memory_format: torch.memory_format
     bf16: bool
     fingerprint: Fingerprint
+    gradients: GradientRecord
     metrics: list[dict[str, float]]
     best: dict[str, Any]
 
@@ -129,7 +185,8 @@ def _start(model: nn.Module, train_split: tuple[torch.Tensor, torch.Tensor],
                                autocast=autocast)
     return _Run(settings, device, model, forward, objective, loader, attack_generator, optimizer,
                 Schedule(optimizer, settings, len(loader)), memory_format, bf16, fingerprint,
-                metrics=[], best={"acc": -1.0, "epoch": 0, "state": None})
+                GradientRecord(model), metrics=[],
+                best={"acc": -1.0, "epoch": 0, "state": None, "untrained": None})
 
 
 def _state(run: _Run, partial: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -137,7 +194,8 @@ def _state(run: _Run, partial: dict[str, Any] | None = None) -> dict[str, Any]:
     state = {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
              "scheduler": run.scheduler.state_dict(),
              "rng": rng_state(run.loader, run.attack_generator),
-             "metrics": run.metrics, "best": run.best, "fingerprint": run.fingerprint.as_dict()}
+             "gradients_seen": run.gradients.state_dict(), "metrics": run.metrics,
+             "best": run.best, "fingerprint": run.fingerprint.as_dict()}
     if partial is not None:
         state["partial"] = partial
     return state
@@ -164,6 +222,7 @@ def _resume(run: _Run, checkpoint_dir: str | Path, log: Callable[[str], None]
     run.optimizer.load_state_dict(checkpoint["optimizer"])
     run.scheduler.load_state_dict(checkpoint["scheduler"])
     set_rng_state(checkpoint["rng"], run.loader, run.attack_generator)
+    run.gradients.load_state_dict(checkpoint["gradients_seen"])
     run.metrics = list(checkpoint["metrics"])
     run.best = dict(checkpoint["best"])
     epoch, partial = checkpoint["epoch"], checkpoint.get("partial")
@@ -200,6 +259,7 @@ def _train_epoch(run: _Run, epoch: int, partial: dict[str, Any] | None,
                 "written.")
         run.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        run.gradients.update()
         run.optimizer.step()
         run.scheduler.batch_done()
         loss_sum += loss.detach() * len(y)
@@ -254,7 +314,8 @@ def train_model(
         run.metrics.append(row)
         if test_acc > run.best["acc"]:
             run.best = {"acc": test_acc, "epoch": epoch, "state": {
-                k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}}
+                k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()},
+                "untrained": run.gradients.untrained()}
         log(f"epoch {epoch}/{settings.epochs} lr {row['lr']:.3g} loss {row['train_loss']:.4f} "
             f"train_acc {row['train_acc']:.4f} clean_test_acc {test_acc:.4f} "
             f"({row['time_s']:.1f}s)")
@@ -266,14 +327,18 @@ def train_model(
 
 
 def _result(run: _Run, resumed_from: dict[str, int | None] | None) -> TrainResult:
-    """The selected weights (best clean test accuracy, as the authors' code, or the last)."""
+    """The selected weights (best clean test accuracy, as the authors' code, or the last) and
+    the elements of them that had not trained by then."""
     settings = run.settings
     if settings.selection == "best_clean" and run.best["state"] is not None:
         state, selected = run.best["state"], run.best["epoch"]
+        untrained = run.best["untrained"]
     else:
         state = {k: v.detach().cpu().clone() for k, v in run.model.state_dict().items()}
-        selected = settings.epochs
+        selected, untrained = settings.epochs, run.gradients.untrained()
     return TrainResult(state_dict=state, metrics=run.metrics, selected_epoch=selected,
                        resumed_from=resumed_from, fingerprint=run.fingerprint.digests(),
+                       untrained=untrained,
+                       parameter_elements=sum(p.numel() for p in run.model.parameters()),
                        info={"device": str(run.device), "bf16": run.bf16,
                              "channels_last": run.memory_format == torch.channels_last})

@@ -1,5 +1,11 @@
 """What a training job leaves: ``model.pt`` (weights plus everything needed to rebuild and audit
-the model) and ``metrics.csv`` (one row per epoch); and reading ``model.pt`` back."""
+the model) and ``metrics.csv`` (one row per epoch); and reading ``model.pt`` back.
+
+``model.pt``'s ``untrained`` maps each parameter with elements that never had a non-zero
+gradient up to the selected epoch (:class:`robustarch.train.loop.GradientRecord`) to a bool
+mask of those elements, ``untrained_summary`` counts them; files written before the record lack
+both, and :func:`untrained_record` returns None for them (unknown, not "all trained").
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ class TrainResult:
     # the run's fingerprint digests (robustarch.train.fingerprint): settings, data, code
     fingerprint: dict[str, str | None] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    # parameter name -> bool mask of its elements that never had a non-zero gradient (only
+    # parameters with at least one); parameter_elements: all parameters' elements
+    untrained: dict[str, torch.Tensor] = field(default_factory=dict)
+    parameter_elements: int = 0
 
 
 def save_trained_model(path: str | Path, result: TrainResult, settings: TrainingSettings) -> None:
@@ -55,10 +65,21 @@ def save_trained_model(path: str | Path, result: TrainResult, settings: Training
         "resumed_from_epoch": None if resumed is None else resumed["epoch"],
         "resumed_from_batch": None if resumed is None else resumed["batch"],
         "fingerprint": dict(result.fingerprint),
+        "untrained": dict(result.untrained),
+        "untrained_summary": untrained_summary(result.untrained, result.parameter_elements),
         "robustarch_version": __version__,
         "torch_version": str(torch.__version__),
         **{k: v for k, v in result.info.items() if isinstance(v, str | bool | int | float)},
     }, path)
+
+
+def untrained_summary(untrained: Mapping[str, torch.Tensor], parameter_elements: int
+                      ) -> dict[str, int]:
+    """Counts of an ``untrained`` record: parameters with untrained elements, those elements,
+    and all parameters' elements."""
+    return {"parameters": len(untrained),
+            "elements": int(sum(int(mask.sum()) for mask in untrained.values())),
+            "parameter_elements": int(parameter_elements)}
 
 
 def write_metrics(metrics: Sequence[Mapping[str, float]], path: str | Path) -> None:
@@ -84,4 +105,25 @@ def load_model_file(path: str | Path, map_location: str | torch.device = "cpu") 
             f"model file {path} lacks {sorted(MODEL_FILE_KEYS - set(data or {}))}: not a "
             "robustarch model file. Delete it and run the workflow again."
         )
+    _check_untrained(data, path)
     return data
+
+
+def untrained_record(data: Mapping[str, Any]) -> dict[str, torch.Tensor] | None:
+    """The ``untrained`` masks of a loaded ``model.pt`` (empty: every element trained), or None
+    for a file written before training recorded them (unknown)."""
+    record = data.get("untrained")  # absent from files of earlier versions
+    return None if record is None else dict(record)
+
+
+def _check_untrained(data: Mapping[str, Any], path: str | Path) -> None:
+    record = untrained_record(data)
+    if record is None:
+        return
+    state = data["state_dict"]
+    for name, mask in record.items():
+        if (not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool
+                or name not in state or mask.shape != state[name].shape):
+            raise CorruptFileError(
+                f"model file {path}: its untrained-weights record for {name!r} is not a bool "
+                "mask of that parameter's shape. Delete the file and run the workflow again.")
