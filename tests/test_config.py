@@ -11,6 +11,7 @@ from robustarch.config import (
     validate_config,
 )
 from robustarch.data import list_datasets
+from robustarch.models.catalog import list_models
 
 
 def _validate(config, schema, **kw):
@@ -221,3 +222,15 @@ def test_the_two_protocols_resolve_to_their_algorithms(paper_config, schema):
     assert attack_settings(config, "pgd_linf_es", "cifar10").early_stop
     l1 = attack_settings(config, "pgd_l1", "cifar10")
     assert l1.step_size == pytest.approx(1.5 * 40 / 20)  # the authors' eps_step
+
+
+def test_epochs_by_architecture_overrides_by_name_then_family(paper_config, schema):
+    config = copy.deepcopy(paper_config)
+    config["training"]["epochs_by_architecture"] = {"vit": 8, "vit-p2": 3}
+    resolved = _validate(config, schema, known_architectures=list_models())
+    epochs = {a: training_settings(resolved, "cifar10", a, "vanilla").epochs
+              for a in ("vit", "vit-p8", "vit-relu", "vit-p2", "resnet")}
+    assert epochs == {"vit": 8, "vit-p8": 8, "vit-relu": 8, "vit-p2": 3, "resnet": 100}
+    config["training"]["epochs_by_architecture"] = {"vitt": 8}
+    with pytest.raises(ConfigError, match="training.epochs_by_architecture.*unknown architecture"):
+        _validate(config, schema, known_architectures=list_models())

@@ -271,6 +271,8 @@ def _study_problems(config: dict[str, Any], known_architectures: Iterable[str] |
     for figure in ("figure1", "figure2"):
         check_archs(f"analysis.sparsity.{figure}", config["analysis"]["sparsity"].get(figure))
     check_archs("analysis.landscape.figure4", config["analysis"]["landscape"].get("figure4"))
+    check_archs("training.epochs_by_architecture",
+                list(config["training"]["epochs_by_architecture"]))
     for key in ("eps", "step_size"):
         try:
             parse_budget(config["analysis"]["lipschitz"][key])

@@ -152,6 +152,15 @@ class TrainingSettings:
         return parse_method(self.method)[1]
 
 
+def _epochs(training: Mapping[str, Any], arch: str) -> int:
+    """``training.epochs``, unless ``epochs_by_architecture`` names ``arch`` or its family."""
+    overrides = training["epochs_by_architecture"]
+    for name in (arch, arch.partition("-")[0]):
+        if name in overrides:
+            return overrides[name]
+    return training["epochs"]
+
+
 def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method: str
                       ) -> TrainingSettings:
     """The training job of ``(dataset, arch, method)`` under a validated ``config``."""
@@ -164,7 +173,7 @@ def training_settings(config: Mapping[str, Any], dataset: str, arch: str, method
         image_size=data["image_size"], num_classes=data["num_classes"],
         mean=tuple(data["mean"]), std=tuple(data["std"]),
         augment=Augmentation(**data["augment"]),
-        epochs=training["epochs"], batch_size=training["batch_size"], lr=training["lr"],
+        epochs=_epochs(training, arch), batch_size=training["batch_size"], lr=training["lr"],
         weight_decay=training["weight_decay"],
         regularization=Regularization(**training["regularization"]),
         betas=tuple(training["betas"]),

@@ -21,7 +21,10 @@ NUM_CLASSES = 10
     "digits", display_name="Digits", archive=None, train_samples=1437, test_samples=360,
     image_size=IMAGE_SIZE, num_classes=NUM_CLASSES,
     mean=(0.3053, 0.3053, 0.3053), std=(0.3237, 0.3237, 0.3237),  # of the training split
-    crop="crop_flip", autoaugment=None,
+    # No augmentation: a mirrored digit is another digit (or none), and the tiny models learn
+    # the 8x8 strokes several times faster without crops (tiny ViT: 86 % instead of 49 % after
+    # 8 epochs).
+    crop=None, autoaugment=None,
     # Our budgets (the paper has none): l1 uses 10, since 40 breaks every digits model.
     budgets={"linf": "8/255", "l2": 1.5, "l1": 10},
     corruption_archive=None, job_mem_mb=4000, job_cpus=2,
