@@ -28,7 +28,7 @@ from ..errors import UnknownModelError, unknown_model
 
 __all__ = ["CATEGORIES", "REGULARIZERS", "RELU_TWIN", "SCALES", "ModelInfo", "NormalizedModel",
            "UnknownModelError", "Variant", "count_params", "create_model", "list_models",
-           "model_info", "register_family", "register_model"]
+           "model_info", "patch_variants", "register_family", "register_model"]
 
 CATEGORIES = ("CNN", "Transformer", "Hybrid")
 SCALES = ("paper", "tiny")
@@ -119,6 +119,16 @@ class Variant:
     config: Config
     description: str
     paper_params_m: float | None = None
+
+
+def patch_variants(patches: Sequence[int], describe: Callable[[int], str], *,
+                   paper_params_m: float | None, default: int = 4) -> dict[str, Variant]:
+    """The patch-size study's variants of a family: ``p<P>`` for each P of ``patches``, builder
+    ``patch_size=P``, described by ``describe(P)``; only the family's own patch (``default``)
+    has the paper's count ``paper_params_m``."""
+    return {f"p{p}": Variant({"patch_size": p}, describe(p),
+                             paper_params_m=paper_params_m if p == default else None)
+            for p in patches}
 
 
 # The activation switch of the ``-relu`` twins: every GELU family's builder takes ``act``.

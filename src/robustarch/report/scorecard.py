@@ -55,6 +55,12 @@ class Protocol:
     def attack_columns(self) -> list[str]:
         return [c for norm in NORMS for c in self.norm_columns[norm]]
 
+    @property
+    def signed_columns(self) -> list[tuple[str, int]]:
+        """(column, direction) of each attack column: +1 under ℓ∞, -1 under ℓ2 and ℓ1 (the sign
+        the paper's ℓ∞-vs-ℓ1/ℓ2 trade-off claims expect)."""
+        return [(c, 1 if norm == "linf" else -1) for norm in NORMS for c in self.norm_columns[norm]]
+
 
 # The paper's protocol: its four attacks and its worst case. The strong protocol: per norm, the
 # sample-wise worst case over every attack of that norm a model was evaluated with (the paper's
@@ -372,6 +378,19 @@ class Context:
         return [k for k in keys if self.results.has(k, column)]
 
 
+def _study_spec(ctx: Context, finding: Finding, name: str, method: str | None = None
+                ) -> Mapping[str, Any] | None:
+    """Study ``name``'s configuration, with ``finding.dataset`` set to its dataset; None, and
+    ``finding`` skipped, where the study is not configured (or not with ``method``)."""
+    spec = ctx.study(name)
+    if spec is None or (method is not None and method not in spec["methods"]):
+        with_method = f" with {method}" if method is not None else ""
+        finding.skip(f"not run: studies.{name} is not configured{with_method}")
+        return None
+    finding.dataset = spec["dataset"]
+    return spec
+
+
 def _pct(value: float) -> str:
     return f"{100 * value:.2f}"
 
@@ -449,12 +468,10 @@ def finding_cnn_vs_transformer(ctx: Context) -> Finding:
     weights = _group_weights(groups, CNN, TRANSFORMER)
     for protocol in PROTOCOLS:
         parts = []
-        for norm in NORMS:
-            for column in protocol.norm_columns[norm]:
-                parts.append(ctx.evidence.contrast(weights, column, f"CNN − Transformer, "
-                                                   f"{label(column)}",
-                                                   direction=1 if norm == "linf" else -1))
-                finding.note(protocol.name, _group_means(ctx, groups, column))
+        for column, direction in protocol.signed_columns:
+            parts.append(ctx.evidence.contrast(weights, column, f"CNN − Transformer, "
+                                               f"{label(column)}", direction=direction))
+            finding.note(protocol.name, _group_means(ctx, groups, column))
         finding.add(protocol.name, parts, "not run: no outcomes of the protocol's attacks")
     return finding
 
@@ -468,10 +485,9 @@ RULE_F3 = ("Table 2's PGD-ℓ∞ CoAtNet layouts, worst case. Parts: (a) Spearma
 def finding_coatnet_layouts(ctx: Context) -> Finding:
     finding = Finding("F3", "CoAtNet layouts with more attention stages generalize better, "
                       "and CCTT is the best.", "Table 2", RULE_F3)
-    spec = ctx.study("coatnet_layouts")
-    if spec is None or AT not in spec["methods"]:
-        return finding.skip("not run: studies.coatnet_layouts is not configured with pgd_linf")
-    finding.dataset = spec["dataset"]
+    spec = _study_spec(ctx, finding, "coatnet_layouts", AT)
+    if spec is None:
+        return finding
     keys = ctx.run((spec["dataset"], a, AT) for a in spec["architectures"])
     best = [k for k in keys if coatnet_layout(k[1]) == "CCTT"]
     if not best or len(keys) < 2:
@@ -501,10 +517,9 @@ RULE_F4 = ("Table 3, for each base architecture with at least two patch sizes ru
 def finding_patch_size(ctx: Context) -> Finding:
     finding = Finding("F4", "Smaller patches raise ℓ∞ robustness and lower ℓ1/ℓ2 robustness.",
                       "Table 3", RULE_F4)
-    spec = ctx.study("patch_size")
-    if spec is None or AT not in spec["methods"]:
-        return finding.skip("not run: studies.patch_size is not configured with pgd_linf")
-    finding.dataset = spec["dataset"]
+    spec = _study_spec(ctx, finding, "patch_size", AT)
+    if spec is None:
+        return finding
     bases: dict[str, list[tuple[int, Key]]] = {}
     for key in ctx.run((spec["dataset"], a, AT) for a in spec["architectures"]):
         try:
@@ -519,11 +534,10 @@ def finding_patch_size(ctx: Context) -> Finding:
         parts = []
         for small, large, ps, pl in pairs:
             name = display_name(small[1].partition("-")[0])
-            for norm in NORMS:
-                for column in protocol.norm_columns[norm]:
-                    parts.append(ctx.evidence.compare(
-                        small, large, column, f"{name} p{ps} − p{pl}, {label(column)}",
-                        direction=1 if norm == "linf" else -1))
+            parts += [ctx.evidence.compare(small, large, column,
+                                           f"{name} p{ps} − p{pl}, {label(column)}",
+                                           direction=direction)
+                      for column, direction in protocol.signed_columns]
         finding.add(protocol.name, parts, "not run: no outcomes of the protocol's attacks")
     return finding
 
@@ -538,10 +552,10 @@ RULE_F5 = ("Activation study, PGD-ℓ∞ models of its non-CNN architectures, wo
 def finding_activation(ctx: Context) -> Finding:
     finding = Finding("F5", "GELU does not improve on ReLU for Transformers.",
                       "activation table", RULE_F5)
-    spec = ctx.study("activation")
-    if spec is None or AT not in spec["methods"]:
-        return finding.skip("not run: studies.activation is not configured with pgd_linf")
-    dataset = finding.dataset = spec["dataset"]
+    spec = _study_spec(ctx, finding, "activation", AT)
+    if spec is None:
+        return finding
+    dataset = spec["dataset"]
     pairs = [((dataset, a, AT), (dataset, f"{a}-relu", AT)) for a in spec["architectures"]
              if ctx.category(a) != CNN]
     pairs = [(g, r) for g, r in pairs if ctx.results.has(g) and ctx.results.has(r)]
@@ -572,10 +586,10 @@ RULE_F6 = ("TRADES study vs the PGD-ℓ∞ models of the same architectures on i
 def finding_trades(ctx: Context) -> Finding:
     finding = Finding("F6", "TRADES gives the same tendency as PGD adversarial training.",
                       "TRADES table vs Table 1", RULE_F6)
-    spec = ctx.study("trades")
+    spec = _study_spec(ctx, finding, "trades")
     if spec is None:
-        return finding.skip("not run: studies.trades is not configured")
-    dataset = finding.dataset = spec["dataset"]
+        return finding
+    dataset = spec["dataset"]
     archs = [a for a in spec["architectures"] if ctx.results.has((dataset, a, "trades"))
              and ctx.results.has((dataset, a, AT))]
     if len(archs) < 3:
@@ -598,11 +612,10 @@ RULE_F7 = ("ℓ1-penalty study (Figure 3): d = mean over λ > 0 of accuracy(λ) 
 def finding_l1_penalty(ctx: Context) -> Finding:
     finding = Finding("F7", "The ℓ1 penalty raises the worst case and lowers clean accuracy.",
                       "Figure 3", RULE_F7)
-    spec = ctx.study("l1_penalty")
+    spec = _study_spec(ctx, finding, "l1_penalty")
     if spec is None:
-        return finding.skip("not run: studies.l1_penalty is not configured")
+        return finding
     dataset, arch = spec["dataset"], spec["architecture"]
-    finding.dataset = dataset
     base = (dataset, arch, l1_method(0))
     penalized = ctx.run((dataset, arch, l1_method(s)) for s in spec["lambdas"] if s > 0)
     if not ctx.results.has(base) or not penalized:

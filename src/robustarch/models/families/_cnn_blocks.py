@@ -1,5 +1,5 @@
 """Building blocks shared by the CIFAR CNN families (ResNet, PreActResNet, BoTNet; the stem also
-serves ResNeXt, WRN and DenseNet).
+serves ResNeXt, WRN and DenseNet, the pooled classifier head ResNeXt, WRN, DenseNet and VGG).
 
 The stem is the usual CIFAR one (stride-1 conv, no max-pool) at 32 px; at larger inputs a
 stride-2 conv + max-pool (the ImageNet stem's downsampling) keeps the feature maps, and so the
@@ -126,18 +126,30 @@ class PreActBottleneck(nn.Module):
         return self.drop_path(out) + shortcut
 
 
+# ResNet-50's stage layout (bottlenecks [3, 4, 6, 3], widths 64-512 expanded x4, a 64-channel
+# stem) and its tiny stand-in (the same four stages, one block each, ~1/16 the width): the
+# sizes of ResNet, PreActResNet and BoTNet.
+RESNET50 = {
+    "paper": dict(depths=[3, 4, 6, 3], planes=[64, 128, 256, 512], stem_width=64),
+    "tiny": dict(depths=[1, 1, 1, 1], planes=[4, 8, 16, 32], stem_width=16),
+}
+
+
 class PooledCNN(nn.Module):
-    """``stem`` → ``stages`` → global average pool → dropout → ``fc``: the forward pass shared
-    by the CIFAR ResNet family; subclasses build the three and call :meth:`_add_head` last."""
+    """Global average pool → dropout → ``fc`` on the last feature map: the head of the CIFAR
+    CNNs. Subclasses build their layers, call :meth:`_add_head` last and end their forward with
+    :meth:`_classify`; the forward given here is the ResNet family's, ``stem`` → ``stages``."""
 
     def _add_head(self, channels: int, num_classes: int, dropout: float = 0.0) -> None:
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
         self.head_drop = nn.Dropout(dropout)
 
+    def _classify(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.head_drop(torch.flatten(self.pool(features), 1)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stages(self.stem(x))
-        return self.fc(self.head_drop(torch.flatten(self.pool(x), 1)))
+        return self._classify(self.stages(self.stem(x)))
 
 
 class ResNetBody(PooledCNN):
@@ -176,3 +188,17 @@ class ResNetBody(PooledCNN):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self._add_head(c_in, num_classes, dropout)
+
+
+def resnet_builder(block: type[nn.Module], preact: bool = False) -> Callable[..., nn.Module]:
+    """The family builder of a :class:`ResNetBody` of ``block`` bottlenecks (ResNet,
+    PreActResNet): ``build(num_classes, image_size, depths, planes, stem_width, dropout=,
+    drop_path=)``, a scale of :data:`RESNET50`."""
+
+    def build(num_classes: int, image_size: int, depths: list[int], planes: list[int],
+              stem_width: int, *, dropout: float, drop_path: float) -> nn.Module:
+        return ResNetBody(block, depths, planes, num_classes, image_size, stem_width,
+                          preact=preact, dropout=dropout, drop_path=drop_path)
+
+    build.__name__ = build.__qualname__ = f"resnet_builder({block.__name__})"  # for errors
+    return build

@@ -6,12 +6,13 @@ Private module (leading underscore): the package auto-import skips it, it regist
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._regularization import DropPath
+from ._regularization import DropPath, block_rates
 
 ActLayer = Callable[[], nn.Module]
 
@@ -126,6 +127,76 @@ def check_divisible(image_size: int, step: int, what: str) -> None:
         raise ValueError(f"image_size {image_size} is not divisible by the {what} ({step})")
 
 
+def patch_embedding(image_size: int, patch_size: int, dim: int) -> nn.Conv2d:
+    """The stem of the plain-patch families (ViT, CPVT, MLP-Mixer): ``patch_size`` x
+    ``patch_size`` patches, each mapped to ``dim`` channels; ``image_size`` must tile into them.
+
+    A stride-p convolution is the same map as "cut p x p patches, then Linear(3p^2, dim)".
+    """
+    check_divisible(image_size, patch_size, "patch size")
+    return nn.Conv2d(3, dim, patch_size, stride=patch_size)
+
+
+def to_tokens(feature_map: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C): one token per position, row-major over the grid."""
+    return feature_map.flatten(2).transpose(1, 2)
+
+
+# The paper's ViT encoder (Table 1: dim 512, depth 6, 8 heads of 64, MLP 512) and its tiny
+# stand-in (two blocks of width 64), the sizes of both ClassTokenEncoder families: ViT adds the
+# width of its MLP head, CPVT (the same encoder with a PEG) takes them as they are.
+VIT_ENCODER = {
+    "paper": dict(dim=512, depth=6, heads=8, dim_head=64, mlp_dim=512),
+    "tiny": dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128),
+}
+
+
+class ClassTokenEncoder(nn.Module):
+    """The encoder ViT and CPVT share: a :func:`patch_embedding`, a class token put before the
+    patch tokens (:meth:`tokens`) and ``depth`` blocks (:class:`PreNormBlock`) with stochastic
+    depth linear over them. Subclasses add their head on the class token.
+
+    ``pos_embed``: also a learned absolute position embedding ``pos_embed`` (sized from
+    image_size, so the token grid follows the input resolution), which the subclass adds to the
+    tokens; made here, between the class token and the blocks, as ViT draws it. ``blocks`` is an
+    ``nn.Sequential``, or with ``stepped`` an ``nn.ModuleList`` for a subclass that acts between
+    blocks (CPVT's PEG). ``act_layer`` is the activation class, ``grid`` the patches per side.
+    """
+
+    def __init__(
+        self,
+        image_size: int,
+        patch_size: int,
+        dim: int,
+        depth: int,
+        heads: int,
+        dim_head: int,
+        mlp_dim: int,
+        act: str = "gelu",
+        dropout: float = 0.0,
+        drop_path: float = 0.0,
+        *,
+        pos_embed: bool,
+        stepped: bool = False,
+    ):
+        super().__init__()
+        self.act_layer = ACTIVATIONS[act]
+        self.dim = dim
+        self.patch_embed = patch_embedding(image_size, patch_size, dim)
+        self.grid = image_size // patch_size
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        if pos_embed:
+            self.pos_embed = nn.Parameter(torch.randn(1, self.grid**2 + 1, dim) * 0.02)
+        blocks = [PreNormBlock(dim, heads, dim_head, mlp_dim, self.act_layer, dropout=dropout,
+                               drop_path=rate) for rate in block_rates(drop_path, depth)]
+        self.blocks = nn.ModuleList(blocks) if stepped else nn.Sequential(*blocks)
+
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> (B, 1 + grid^2, dim): the class token, then the patch tokens."""
+        x = to_tokens(self.patch_embed(x))
+        return torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
 # Inputs up to this size (CIFAR 32 px, Tiny-ImageNet 64 px) get the small-image stems; larger
 # ones (ImageNette 224 px) keep the ImageNet stems of the original designs.
 SMALL_IMAGE_MAX = 64
@@ -147,3 +218,22 @@ IMAGENET_PATCH_SCALE = 4
 def patch_for(image_size: int, patch_size: int) -> int:
     """The patch side for ``image_size`` of a family whose CIFAR patch is ``patch_size``."""
     return patch_size if is_small_image(image_size) else patch_size * IMAGENET_PATCH_SCALE
+
+
+def plain_patch_builder(network: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """The family builder of a plain-patch network class (ViT, CPVT, MLP-Mixer).
+
+    ``build(num_classes, image_size, patch_size=4, act=, dropout=, drop_path=, **cfg)`` makes
+    ``network(num_classes, image_size=, patch_size=, act=, dropout=, drop_path=, **cfg)``;
+    ``patch_size`` is the patch at 32 px (a variant's, e.g. ``vit-p8``), :func:`patch_for` gives
+    the one for ``image_size``.
+    """
+
+    def build(num_classes: int, image_size: int, patch_size: int = 4, act: str = "gelu", *,
+              dropout: float, drop_path: float, **cfg: Any) -> nn.Module:
+        return network(num_classes, image_size=image_size,
+                       patch_size=patch_for(image_size, patch_size), act=act, dropout=dropout,
+                       drop_path=drop_path, **cfg)
+
+    build.__name__ = build.__qualname__ = f"build_{network.__name__.lower()}"
+    return build

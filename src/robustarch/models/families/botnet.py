@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._cnn_blocks import Bottleneck, ResNetBody, stem_reduction
+from ._cnn_blocks import RESNET50, Bottleneck, ResNetBody, stem_reduction
 
 
 class RelPosMHSA(nn.Module):
@@ -91,10 +91,7 @@ register_family(
     "botnet",
     category="Hybrid",
     build=botnet_body,
-    sizes={
-        "paper": dict(depths=[3, 4, 6, 3], planes=[64, 128, 256, 512], stem_width=64, heads=4),
-        "tiny": dict(depths=[1, 1, 1, 1], planes=[4, 8, 16, 32], stem_width=16, heads=2),
-    },
+    sizes={"paper": dict(RESNET50["paper"], heads=4), "tiny": dict(RESNET50["tiny"], heads=2)},
     paper_params_m=18.82,
     description="BoTNet-50: ResNet-50 with relative-position MHSA in the last stage",
 )

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._regularization import block_rates
-from ._transformer_blocks import ACTIVATIONS, PreNormBlock, check_divisible, patch_for
+from ._transformer_blocks import VIT_ENCODER, ClassTokenEncoder, plain_patch_builder, to_tokens
 
 
 class PEG(nn.Module):
@@ -36,43 +35,22 @@ class PEG(nn.Module):
         cls, tokens = x[:, :1], x[:, 1:]
         feat = tokens.transpose(1, 2).reshape(x.shape[0], -1, grid, grid)
         feat = feat + self.proj(feat)
-        return torch.cat([cls, feat.flatten(2).transpose(1, 2)], dim=1)
+        return torch.cat([cls, to_tokens(feat)], dim=1)
 
 
-class CPVT(nn.Module):
-    def __init__(
-        self,
-        num_classes: int,
-        image_size: int,
-        patch_size: int,
-        dim: int,
-        depth: int,
-        heads: int,
-        dim_head: int,
-        mlp_dim: int,
-        act: str = "gelu",
-        peg_after: int = 0,
-        dropout: float = 0.0,
-        drop_path: float = 0.0,
-    ):
-        super().__init__()
-        check_divisible(image_size, patch_size, "patch size")
-        act_layer = ACTIVATIONS[act]
-        self.grid = image_size // patch_size
+class CPVT(ClassTokenEncoder):
+    """``encoder``: the :class:`ClassTokenEncoder` arguments (no position embedding); the PEG
+    follows block ``peg_after``."""
+
+    def __init__(self, num_classes: int, peg_after: int = 0, **encoder):
+        super().__init__(pos_embed=False, stepped=True, **encoder)
         self.peg_after = peg_after
-        self.patch_embed = nn.Conv2d(3, dim, patch_size, stride=patch_size)
-        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-        self.blocks = nn.ModuleList(
-            [PreNormBlock(dim, heads, dim_head, mlp_dim, act_layer, dropout=dropout,
-                          drop_path=rate) for rate in block_rates(drop_path, depth)]
-        )
-        self.peg = PEG(dim)
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, num_classes)
+        self.peg = PEG(self.dim)
+        self.norm = nn.LayerNorm(self.dim)
+        self.head = nn.Linear(self.dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.patch_embed(x).flatten(2).transpose(1, 2)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = self.tokens(x)
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i == self.peg_after:
@@ -80,14 +58,11 @@ class CPVT(nn.Module):
         return self.head(self.norm(x[:, 0]))
 
 
-PAPER = dict(dim=512, depth=6, heads=8, dim_head=64, mlp_dim=512)
-TINY = dict(dim=64, depth=2, heads=2, dim_head=32, mlp_dim=128)
+build_cpvt = plain_patch_builder(CPVT)
 
-
-def build_cpvt(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
-               drop_path: float, **cfg) -> CPVT:
-    return CPVT(num_classes, image_size, patch_size=patch_for(image_size, 4), act=act,
-                dropout=dropout, drop_path=drop_path, **cfg)
+# The ViT's encoder sizes (its MLP head has no counterpart here).
+PAPER = VIT_ENCODER["paper"]
+TINY = VIT_ENCODER["tiny"]
 
 
 register_family(

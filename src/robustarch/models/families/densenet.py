@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._cnn_blocks import cifar_stem
+from ._cnn_blocks import PooledCNN, cifar_stem
 
 
 class DenseLayer(nn.Module):
@@ -47,7 +47,7 @@ def transition(c_in: int, c_out: int) -> nn.Sequential:
     )
 
 
-class DenseNet(nn.Module):
+class DenseNet(PooledCNN):
     def __init__(
         self,
         blocks: list[int],
@@ -71,12 +71,10 @@ class DenseNet(nn.Module):
                 c = c_out
         layers += [nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c, num_classes)
-        self.head_drop = nn.Dropout(dropout)
+        self._add_head(c, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.head_drop(torch.flatten(self.pool(self.features(x)), 1)))
+        return self._classify(self.features(x))
 
 
 def build_densenet(num_classes: int, image_size: int, blocks: list[int], growth: int, *,

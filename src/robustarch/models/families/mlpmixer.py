@@ -18,7 +18,13 @@ from torch import nn
 
 from ..registry import register_family
 from ._regularization import DropPath, block_rates
-from ._transformer_blocks import ACTIVATIONS, FeedForward, check_divisible, patch_for
+from ._transformer_blocks import (
+    ACTIVATIONS,
+    FeedForward,
+    patch_embedding,
+    plain_patch_builder,
+    to_tokens,
+)
 
 
 class MixerBlock(nn.Module):
@@ -52,11 +58,10 @@ class MLPMixer(nn.Module):
         drop_path: float = 0.0,
     ):
         super().__init__()
-        check_divisible(image_size, patch_size, "patch size")
         act_layer = ACTIVATIONS[act]
+        self.stem = patch_embedding(image_size, patch_size, dim)
         # The token MLP is sized by the token count, so it follows image_size.
         num_tokens = (image_size // patch_size) ** 2
-        self.stem = nn.Conv2d(3, dim, patch_size, stride=patch_size)
         self.blocks = nn.Sequential(
             *[MixerBlock(num_tokens, dim, token_dim, channel_dim, act_layer, dropout, rate)
               for rate in block_rates(drop_path, depth)]
@@ -65,19 +70,15 @@ class MLPMixer(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(x).flatten(2).transpose(1, 2)
+        x = to_tokens(self.stem(x))
         x = self.norm(self.blocks(x))
         return self.head(x.mean(dim=1))
 
 
+build_mlpmixer = plain_patch_builder(MLPMixer)
+
 PAPER = dict(dim=128, depth=8, token_dim=128, channel_dim=256)
 TINY = dict(dim=64, depth=2, token_dim=64, channel_dim=128)
-
-
-def build_mlpmixer(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,
-                   drop_path: float, **cfg) -> MLPMixer:
-    return MLPMixer(num_classes, image_size, patch_size=patch_for(image_size, 4), act=act,
-                    dropout=dropout, drop_path=drop_path, **cfg)
 
 
 register_family(

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import nn
 
-from ..registry import Variant, register_family
+from ..registry import patch_variants, register_family
 from ._hybrid_blocks import replace_gelu
 
 
@@ -68,6 +68,10 @@ def build_pvtv2(
     return replace_gelu(net, act)
 
 
+def _describe_patch(p: int) -> str:
+    return f"PVTv2-b1-Li with a stride-{p} first patch embedding (patch-size study)"
+
+
 register_family(
     "pvtv2",
     category="Hybrid",
@@ -75,13 +79,6 @@ register_family(
     sizes={"paper": PAPER, "tiny": TINY},
     paper_params_m=12.40,
     description="PVTv2-b1 with linear SRA (timm), first patch embedding of stride 4",
-    variants={
-        f"p{p}": Variant(
-            {"patch_size": p},
-            f"PVTv2-b1-Li with a stride-{p} first patch embedding (patch-size study)",
-            paper_params_m=12.40 if p == 4 else None,
-        )
-        for p in (4, 2, 1)
-    },
+    variants=patch_variants((4, 2, 1), _describe_patch, paper_params_m=12.40),
     relu_twin="PVTv2-b1-Li with every GELU replaced by ReLU (activation study)",
 )

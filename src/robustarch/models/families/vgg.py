@@ -10,13 +10,14 @@ import torch
 from torch import nn
 
 from ..registry import register_family
+from ._cnn_blocks import PooledCNN
 
 # Channel plan per stage; each stage ends with a 2x2 max-pool.
 VGG16 = [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]]
 VGG_TINY = [[8], [16], [32], [64], [64]]
 
 
-class VGG(nn.Module):
+class VGG(PooledCNN):
     def __init__(self, plan: list[list[int]], num_classes: int, dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = []
@@ -28,13 +29,11 @@ class VGG(nn.Module):
                 c_in = c_out
             layers.append(nn.MaxPool2d(2, 2))
         self.features = nn.Sequential(*layers)
-        # 32 px leaves 1x1 after five pools; adaptive pooling handles larger inputs.
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
-        self.head_drop = nn.Dropout(dropout)
+        # 32 px leaves 1x1 after five pools; the head's adaptive pooling handles larger inputs.
+        self._add_head(c_in, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.head_drop(torch.flatten(self.pool(self.features(x)), 1)))
+        return self._classify(self.features(x))
 
 
 def build_vgg(num_classes: int, image_size: int, plan: list[list[int]], *, dropout: float

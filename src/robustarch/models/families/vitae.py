@@ -192,28 +192,24 @@ class ViTAE(nn.Module):
         return self.head(x.mean(1))
 
 
-def _rc(embed_dim, token_dim, ratio, kernel_size, dilations, performer=True):
-    return dict(embed_dim=embed_dim, token_dim=token_dim, ratio=ratio, kernel_size=kernel_size,
-                dilations=dilations, performer=performer)
+# ViTAE-S's reduction cells, both scales: (down-sampling ratio, PRM kernel, PRM dilations,
+# Performer attention) of the x4, x2 and PRM-only x2 cells.
+RC_LAYOUT = ((4, 7, (1, 2, 3, 4), True), (2, 3, (1, 2, 3), True), (2, 3, (1, 2), False))
 
 
-PAPER = dict(
-    reduction_cells=(
-        _rc(64, 96, 4, 7, (1, 2, 3, 4)),
-        _rc(64, 192, 2, 3, (1, 2, 3)),
-        _rc(192, 384, 2, 3, (1, 2), performer=False),
-    ),
-    depth=14, heads=6, mlp_ratio=3.0, groups=96,
-)
+def _reduction_cells(*dims: tuple[int, int]) -> tuple[dict, ...]:
+    """The cells of :data:`RC_LAYOUT` with these (embed_dim, token_dim), one pair per cell."""
+    return tuple(dict(embed_dim=embed, token_dim=token, ratio=ratio, kernel_size=kernel,
+                      dilations=dilations, performer=performer)
+                 for (embed, token), (ratio, kernel, dilations, performer)
+                 in zip(dims, RC_LAYOUT, strict=True))
+
+
+PAPER = dict(reduction_cells=_reduction_cells((64, 96), (64, 192), (192, 384)),
+             depth=14, heads=6, mlp_ratio=3.0, groups=96)
 # Same RC/NC structure (Performer RC, PRM-only RC, NCs with PCM), narrow: ~70k parameters.
-TINY = dict(
-    reduction_cells=(
-        _rc(8, 16, 4, 7, (1, 2, 3, 4)),
-        _rc(8, 24, 2, 3, (1, 2, 3)),
-        _rc(24, 48, 2, 3, (1, 2), performer=False),
-    ),
-    depth=2, heads=2, mlp_ratio=2.0, groups=12,
-)
+TINY = dict(reduction_cells=_reduction_cells((8, 16), (8, 24), (24, 48)),
+            depth=2, heads=2, mlp_ratio=2.0, groups=12)
 
 
 def build_vitae(num_classes: int, image_size: int, act: str = "gelu", *, dropout: float,

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..registry import register_family
-from ._cnn_blocks import cifar_stem
+from ._cnn_blocks import PooledCNN, cifar_stem
 from ._regularization import DropPath, block_rates
 
 
@@ -40,7 +40,7 @@ class WideBasic(nn.Module):
         return self.drop_path(self.body(x)) + self.shortcut(x)
 
 
-class WideResNet(nn.Module):
+class WideResNet(PooledCNN):
     """WRN-depth-widen: three stages of (depth - 4) / 6 blocks, widths base * (1, 2, 4) * widen."""
 
     def __init__(self, depth: int, widen: int, num_classes: int, image_size: int, base: int = 16,
@@ -62,13 +62,10 @@ class WideResNet(nn.Module):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.Sequential(*stages)
         self.final = nn.Sequential(nn.BatchNorm2d(c_in), nn.ReLU(inplace=True))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(c_in, num_classes)
-        self.head_drop = nn.Dropout(dropout)
+        self._add_head(c_in, num_classes, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.final(self.stages(self.stem(x)))
-        return self.fc(self.head_drop(torch.flatten(self.pool(x), 1)))
+        return self._classify(self.final(self.stages(self.stem(x))))
 
 
 def build_wideresnet(
