@@ -388,7 +388,8 @@ def test_gpu_only_run_keeps_the_cpu_figures():
     gpu_run = {"gpu": _gpu_section(), "records": [{"name": "gpu_train_new", "ours": 2.0}]}
     merged = with_gpu_section(previous, gpu_run)
     names = [r["name"] for r in merged["records"]]
-    assert names == ["train", "attack_pgd_linf", "attack_pgd_l1", "plan", "gpu_train_new"]
+    assert names == ["train", "attack_pgd_linf", "attack_pgd_l1", "attack_paper_pgd_l2", "plan",
+                     "gpu_train_new"]
     assert merged["gpu"] == gpu_run["gpu"] and merged["precision"] == previous["precision"]
     assert "| `resnet` | 32 | bf16 (best) |" in render(merged)
 
