@@ -11,6 +11,8 @@ from robustarch.runtime import cuda_available
 from robustarch.settings import (
     analysis_settings,
     attack_settings,
+    METHOD_PATTERNS,
+    evaluated_attacks,
     evaluation_settings,
     l1_method,
     parse_method,
@@ -43,6 +45,7 @@ RESULTS = "results"
 MODEL_DIR = "results/{dataset}/{arch}/{method}"
 PRIMARY = config["report"]["table1_dataset"]
 EVALUATION = evaluation_settings(config)
+EVALUATION_JOBS = config["evaluation"]["jobs"]
 ANALYSIS_SETTINGS = analysis_settings(config)
 
 
@@ -54,14 +57,9 @@ wildcard_constraints:
 
 
 def attacks_for(method):
-    """The attacks evaluated for a model (clean first): its method's (every
-    pgd_linf_l1-<lambda> shares the pgd_linf_l1 entry), then, for every adversarially trained
-    model, the strong protocol's, so that each of the paper's findings can be checked under
-    both protocols."""
-    attacks = ["clean"] + list(RUN["attacks"].get(parse_method(method)[0], []))
-    if method != "vanilla":
-        attacks += [a for a in RUN["strong_attacks"] if a not in attacks]
-    return attacks
+    """The attacks evaluated for a model of ``method``, clean first (see
+    robustarch.settings.evaluated_attacks)."""
+    return evaluated_attacks(RUN, method)
 
 
 def outcome_files(wildcards):
@@ -301,6 +299,14 @@ def eval_settings(wildcards):
             f"clean, {', '.join(sorted(config['attacks']))}"
         )
     return attack_settings(config, wildcards.attack, wildcards.dataset)
+
+
+def model_eval_settings(wildcards):
+    """The settings of every attack a per_model evaluation job runs, by name."""
+    return {
+        attack: attack_settings(config, attack, wildcards.dataset)
+        for attack in attacks_for(wildcards.method)
+    }
 
 
 def checkpoint_dir(wildcards):

@@ -33,8 +33,11 @@ rule prepare_corruption:
         "../workflow/scripts/prepare_corruption.py"
 
 
-# rule evaluate's {attack} would match eval/corruptions.parquet too.
-ruleorder: evaluate_corruptions > evaluate
+# rule evaluate's {attack} would match eval/corruptions.parquet too (per_model's rules name
+# their attacks).
+if EVALUATION_JOBS == "per_attack":
+
+    ruleorder: evaluate_corruptions > evaluate
 
 
 rule evaluate_corruptions:

@@ -5,7 +5,7 @@
 from types import SimpleNamespace
 
 from robustarch.models.flops import FLOPS_PATH
-from robustarch.workflow.costs import allocations
+from robustarch.workflow.costs import PER_MODEL_EVALUATION, allocations
 
 # The output groups a job is attributed to, in this order (a job several need counts for the
 # first): Table 1 per dataset, the studies, Table 4, the analyses.
@@ -23,6 +23,12 @@ RUNTIME_FUNCTIONS = {
 }
 
 
+def _runtime_function(rule):
+    if rule.startswith(PER_MODEL_EVALUATION):
+        return eval_model_runtime
+    return RUNTIME_FUNCTIONS[rule]
+
+
 def _data_jobs(dataset):
     source = dataset_spec(dataset).archive
     jobs = [] if source is None else [("download_archive", {"archive": source.name})]
@@ -33,8 +39,11 @@ def _model_jobs(dataset, arch, method, attacks=None, merge=True):
     """Training, the evaluations (default: every attack of the method) and the merge."""
     model = {"dataset": dataset, "arch": arch, "method": method}
     jobs = [("train", model)]
-    for attack in attacks_for(method) if attacks is None else attacks:
-        jobs.append(("evaluate", {**model, "attack": attack}))
+    attacks = attacks_for(method) if attacks is None else attacks
+    if EVALUATION_JOBS == "per_model" and attacks:  # one job evaluates them all
+        jobs.append((f"{PER_MODEL_EVALUATION}{parse_method(method)[0]}", model))
+    else:
+        jobs += [("evaluate", {**model, "attack": attack}) for attack in attacks]
     return jobs + ([("merge_outcomes", model)] if merge else [])
 
 
@@ -149,7 +158,7 @@ def _job_row(rule, wildcards, groups):
             gpu_seconds=cost.seconds,
             flops_per_s=cost.flops_per_s,
             resumable=cost.resumable,
-            runtime_min=RUNTIME_FUNCTIONS[rule](SimpleNamespace(**wildcards)),
+            runtime_min=_runtime_function(rule)(SimpleNamespace(**wildcards)),
             allocations=allocations(
                 cost.seconds, safety=SAFETY, startup=STARTUP_MIN, cap=MAX_RUNTIME_MIN
             ),

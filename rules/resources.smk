@@ -64,6 +64,13 @@ def eval_runtime(wildcards):
     )
 
 
+def eval_model_runtime(wildcards):
+    """Wall time (minutes) of a per_model evaluation job: every attack of the model."""
+    return _minutes(
+        COSTS.evaluate_model(wildcards.dataset, wildcards.arch, wildcards.method)
+    )
+
+
 def corruption_eval_runtime(wildcards):
     """Wall time (minutes) of a corruption evaluation: one forward pass per test sample,
     corruption and severity."""

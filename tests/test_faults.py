@@ -345,7 +345,7 @@ def test_nan_loss_fails_clearly_and_writes_nothing(tmp_path, splits, monkeypatch
 
 AA_SETTINGS = {"name": "aa_linf", "kind": "autoattack", "norm": "linf", "eps": 8 / 255,
                "version": "custom", "components": ["apgd-ce", "apgd-t"], "iterations": 5,
-               "restarts": 1}
+               "restarts": 1, "target_classes": None, "queries": None}
 AA_BATCH = 2
 
 

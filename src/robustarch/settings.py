@@ -236,12 +236,33 @@ class AutoAttackSettings:
     components: tuple[str, ...] | None  # the attacks of version "custom"
     iterations: int | None  # None: the version's own
     restarts: int | None
+    target_classes: int | None  # of APGD-T and FAB-T; None: the version's own
+    queries: int | None  # Square's; None: 50 x iterations, or the version's own
     kind: AttackKind = AttackKind.AUTOATTACK
 
 
 AttackSettings = CleanSettings | PGDSettings | AutoAttackSettings
 _ATTACK_CLASSES = {AttackKind.CLEAN: CleanSettings, AttackKind.PGD: PGDSettings,
                    AttackKind.AUTOATTACK: AutoAttackSettings}
+
+
+# The methods' names as the workflow's method wildcard matches them (pgd_linf_l1-<λ> for any λ).
+METHOD_PATTERNS = {Method.VANILLA: "vanilla", Method.PGD_LINF: "pgd_linf",
+                   Method.TRADES: "trades", Method.PGD_LINF_L1: r"pgd_linf_l1-[^/]+"}
+
+
+def evaluated_attacks(run: Mapping[str, Any], method: Method | str) -> list[str]:
+    """The attacks a model trained with ``method`` (a base method or a method's name) is
+    evaluated under, clean first: its base method's entry of ``run.attacks`` (every
+    pgd_linf_l1-<λ> shares the pgd_linf_l1 entry), then, for every adversarially trained
+    model, the strong protocol's, so that each of the paper's findings can be checked under
+    both protocols."""
+    base = method if isinstance(method, Method) else (
+        Method(method) if method == Method.PGD_LINF_L1 else parse_method(method)[0])
+    attacks = ["clean"] + list(run["attacks"].get(base, []))
+    if base.adversarial:
+        attacks += [a for a in run["strong_attacks"] if a not in attacks]
+    return attacks
 
 
 def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> AttackSettings:
@@ -258,7 +279,8 @@ def attack_settings(config: Mapping[str, Any], attack: str, dataset: str) -> Att
     components = spec.get("components")  # only version "custom" has them (the schema says so)
     return AutoAttackSettings(name=attack, norm=spec["norm"], eps=eps, version=spec["version"],
                               components=None if components is None else tuple(components),
-                              iterations=spec["iterations"], restarts=spec["restarts"])
+                              iterations=spec["iterations"], restarts=spec["restarts"],
+                              target_classes=spec["target_classes"], queries=spec["queries"])
 
 
 def attack_from_mapping(settings: Mapping[str, Any] | AttackSettings) -> AttackSettings:
@@ -300,7 +322,9 @@ class EvaluationSettings:
 
 
 def evaluation_settings(config: Mapping[str, Any]) -> EvaluationSettings:
-    return EvaluationSettings(**config["evaluation"])
+    """The settings an evaluation's outcomes depend on; ``evaluation.jobs`` only lays out the
+    workflow's jobs, so switching it reruns nothing."""
+    return EvaluationSettings(**{k: v for k, v in config["evaluation"].items() if k != "jobs"})
 
 
 @dataclass(frozen=True)

@@ -45,12 +45,14 @@ is restored after every pyautoattack call (the attacks reseed it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -88,7 +90,8 @@ def _rng_devices(device: torch.device) -> list[int]:
 
 def _adversary(model: torch.nn.Module, *, norm: str, eps: float, version: str,
                attacks: Sequence[str] | None, seed: int, device: torch.device,
-               n_iter: int | None, n_restarts: int | None):
+               n_iter: int | None, n_restarts: int | None, n_target_classes: int | None,
+               n_queries: int | None):
     """The configured :class:`pyautoattack.AutoAttack`."""
     import pyautoattack
 
@@ -106,6 +109,11 @@ def _adversary(model: torch.nn.Module, *, norm: str, eps: float, version: str,
         adversary.square.n_queries = n_iter * 50
     if n_restarts is not None:
         adversary.apgd.n_restarts = n_restarts
+    if n_target_classes is not None:
+        adversary.apgd_targeted.n_target_classes = n_target_classes
+        adversary.fab.n_target_classes = n_target_classes
+    if n_queries is not None:
+        adversary.square.n_queries = n_queries
     return adversary
 
 
@@ -139,6 +147,8 @@ def autoattack(
     device: torch.device | str | None = None,
     n_iter: int | None = None,
     n_restarts: int | None = None,
+    n_target_classes: int | None = None,
+    n_queries: int | None = None,
 ) -> torch.Tensor:
     """Per-sample predicted labels on AutoAttack's final adversarial inputs (int64, CPU, (N,)).
 
@@ -154,7 +164,9 @@ def autoattack(
     (checked). ``state_path``: the JSON state for preemption-safe resumption (module
     docstring). ``device``: where the attacks run (default: the model's). ``n_iter``: the
     iterations of APGD, APGD-T and FAB and the queries of Square (``n_iter * 50``) instead of
-    the version's (quick CPU runs only); ``n_restarts``: APGD's restarts.
+    the version's (quick CPU runs only); ``n_restarts``: APGD's restarts;
+    ``n_target_classes``: the targets of APGD-T and FAB-T; ``n_queries``: Square's queries
+    (after ``n_iter``'s).
     """
     import pyautoattack  # heavy import, only needed here
 
@@ -162,13 +174,15 @@ def autoattack(
         raise ValueError("x and y have different lengths")
     device = torch.device(device) if device is not None else _default_device(model, x)
     adversary = _adversary(model, norm=norm, eps=eps, version=version, attacks=attacks,
-                           seed=seed, device=device, n_iter=n_iter, n_restarts=n_restarts)
+                           seed=seed, device=device, n_iter=n_iter, n_restarts=n_restarts,
+                           n_target_classes=n_target_classes, n_queries=n_queries)
     x = x.detach().to("cpu", torch.float32)
     y = y.detach().to("cpu", torch.int64)
     stages = list(adversary.attacks_to_run)
     config = {
         "norm": norm, "eps": float(eps), "version": version, "stages": stages, "seed": seed,
         "batch_size": int(batch_size), "n_iter": n_iter, "n_restarts": n_restarts,
+        "n_target_classes": n_target_classes, "n_queries": n_queries,
         "n": x.shape[0], "data_sha256": _fingerprint(x, y) if state_path is not None else None,
         "pyautoattack": getattr(pyautoattack, "__version__", "unknown"),
     }
@@ -183,6 +197,38 @@ def autoattack(
     return run.pred
 
 
+class _Checks:
+    """pyautoattack's model checks (randomized or dynamic model, output range, number of
+    classes) only warn, and it runs them on every ``run_standard_evaluation`` call, which the
+    staged run makes once per stage and batch (on a small model a quarter of the time). They
+    run on the first call of an evaluation; later calls skip them (its after-run Square check
+    stays). The checks draw no random numbers, so outcomes are unchanged."""
+
+    def __init__(self):
+        self.done = False
+
+    @contextlib.contextmanager
+    def once(self):
+        from pyautoattack import autoattack as module
+
+        if not self.done:
+            self.done = True
+            yield
+            return
+        real = module.checks
+        module.checks = SimpleNamespace(
+            check_randomized=_skip, check_range_output=_skip, check_dynamic=_skip,
+            check_n_classes=_skip, check_square_sr=real.check_square_sr)
+        try:
+            yield
+        finally:
+            module.checks = real
+
+
+def _skip(*_args, **_kwargs) -> None:
+    return None
+
+
 class _StagedRun:
     """pyautoattack's loop, one (stage, batch) at a time, saving the state after each."""
 
@@ -191,6 +237,7 @@ class _StagedRun:
         self.state, self.path, self.batch_size = state, path, batch_size
         self.device, self.rng_devices = device, _rng_devices(device)
         self.pred = torch.tensor(state["pred"], dtype=torch.int64)
+        self.checks = _Checks()
         self.broken_at = torch.tensor(state["broken_at"], dtype=torch.int64)
 
     def save(self, **changes) -> None:
@@ -216,7 +263,7 @@ class _StagedRun:
         for b in range(self.state["next_batch"], math.ceil(pool.numel() / self.batch_size)):
             idx = pool[b * self.batch_size : (b + 1) * self.batch_size]
             self.adversary.attacks_to_run = [self.stages[s]]
-            with torch.random.fork_rng(devices=self.rng_devices):
+            with torch.random.fork_rng(devices=self.rng_devices), self.checks.once():
                 _, y_adv = self.adversary.run_standard_evaluation(self.x[idx], self.y[idx],
                                                                   batch_size=self.batch_size)
             y_adv = y_adv.to("cpu", torch.int64)

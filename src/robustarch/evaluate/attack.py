@@ -83,6 +83,7 @@ def _autoattack_predictions(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         version=settings.version, attacks=settings.components, seed=seed,
         batch_size=batch_size, state_path=state_path, device=device,
         n_iter=settings.iterations, n_restarts=settings.restarts,
+        n_target_classes=settings.target_classes, n_queries=settings.queries,
     ).cpu()
 
 

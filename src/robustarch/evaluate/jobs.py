@@ -4,8 +4,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import pandas as pd
 
 from ..atomic import write_json
 from ..data.corruption_files import load_corruption
@@ -29,20 +33,89 @@ def run_attack_job(*, model: str | Path, test: str | Path, attack: AttackSetting
                    state_path: str | Path, log: Callable[[str], None]) -> None:
     """Write one row per test sample of ``model`` under ``attack``."""
     device = select_device()
+    net, meta, x, y = _model_and_test(model, test, evaluation, device)
+    frame = _attack_outcomes(net, meta, x, y, attack, evaluation, device, state_path, log)
+    write_outcomes(frame, outcomes)
+    discard_state(state_path)
+
+
+def run_model_attacks_job(*, model: str | Path, test: str | Path,
+                          attacks: Mapping[str, AttackSettings], evaluation: EvaluationSettings,
+                          outcomes: Mapping[str, str | Path], state_dir: str | Path,
+                          log: Callable[[str], None]) -> None:
+    """Write one row per test sample of ``model`` under each of ``attacks`` to its path in
+    ``outcomes`` (config ``evaluation.jobs: per_model``: the model and its test split load
+    once). Each finished attack's outcomes wait in ``state_dir`` until every attack is done,
+    keyed by the attack's and the evaluation's settings and the model file's md5: a killed job
+    resumes at the attack it was in (AutoAttack at its batch), and a retrained model or a
+    changed attack starts that attack over."""
+    if set(attacks) != set(outcomes):
+        raise ValueError(f"attacks {sorted(attacks)} and outcome files {sorted(outcomes)} "
+                         "name different attacks")
+    device = select_device()
+    net, meta, x, y = _model_and_test(model, test, evaluation, device)
+    state_dir = Path(state_dir)
+    model_md5 = md5sum(model)
+    frames = {}
+    for name, attack in attacks.items():
+        finished = state_dir / f"{name}.outcomes.parquet"
+        key = {"attack": _plain(attack), "evaluation": _plain(evaluation),
+               "model_md5": model_md5}
+        frames[name] = _finished_outcomes(finished, key)
+        if frames[name] is None:
+            frames[name] = _attack_outcomes(net, meta, x, y, attack, evaluation, device,
+                                            state_dir / f"{name}.state", log)
+            write_outcomes(frames[name], finished)
+            write_json(key, finished.with_suffix(".json"))
+        else:
+            log(f"{name}: finished before, read from {finished}")
+    for name, frame in frames.items():
+        write_outcomes(frame, outcomes[name])
+    for name in attacks:  # only once every output is written
+        finished = state_dir / f"{name}.outcomes.parquet"
+        finished.with_suffix(".json").unlink(missing_ok=True)
+        discard_state(finished)
+        discard_state(state_dir / f"{name}.state")
+
+
+def _model_and_test(model: str | Path, test: str | Path, evaluation: EvaluationSettings,
+                    device) -> tuple:
     net, meta = load_trained_model(model, device=device,
                                    fold_batchnorm=evaluation.fold_batchnorm)
     x, y = load_split(test)
     if evaluation.num_samples is not None:
         x, y = x[: evaluation.num_samples], y[: evaluation.num_samples]
+    return net, meta, x, y
+
+
+def _attack_outcomes(net, meta, x, y, attack: AttackSettings, evaluation: EvaluationSettings,
+                     device, state_path: str | Path, log: Callable[[str], None]):
     batch_size = eval_batch_size(net, x, y, attack, configured=evaluation.batch_size,
                                  device=device, meta=meta, bf16=evaluation.bf16)
     log(f"{meta['arch']}/{meta['method']}: {attack} on {len(y)} samples ({device}, "
         f"batch {batch_size}{', bf16' if evaluation.bf16 else ''})")
     frame = evaluate_attack(net, x, y, attack, batch_size=batch_size, seed=evaluation.seed,
                             device=device, state_path=state_path, bf16=evaluation.bf16)
-    write_outcomes(frame, outcomes)
-    discard_state(state_path)
     log(f"accuracy under {attack.name}: {frame['correct'].mean():.4f}")
+    return frame
+
+
+def _plain(settings) -> dict:
+    """Settings as JSON values (enums by value), to compare with a stored key."""
+    return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
+
+
+def _finished_outcomes(path: Path, key: Mapping) -> pd.DataFrame | None:
+    """The outcomes a previous run of this job finished, if their key matches."""
+    key_path = path.with_suffix(".json")
+    if not (path.exists() and key_path.exists()):
+        return None
+    try:
+        if json.loads(key_path.read_text()) != key:
+            return None
+        return pd.read_parquet(path)
+    except (OSError, ValueError):  # unreadable: evaluate again
+        return None
 
 
 def run_corruption_job(*, model: str | Path, corruption_files: Sequence[str | Path],

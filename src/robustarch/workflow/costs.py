@@ -65,11 +65,13 @@ from ..settings import (
     Method,
     analysis_settings,
     attack_settings,
+    evaluated_attacks,
     parse_method,
     training_settings,
 )
 
-__all__ = ["CALIBRATION_FORMAT", "DEFAULT_GPU", "DEFAULT_THROUGHPUT", "GPU_RULES", "CostModel",
+__all__ = ["CALIBRATION_FORMAT", "DEFAULT_GPU", "DEFAULT_THROUGHPUT", "GPU_RULES",
+           "PER_MODEL_EVALUATION", "CostModel",
            "FlopTable", "JobCost", "Outlook", "Stage", "Throughput", "allocations",
            "autoattack_flops", "autoattack_stages", "job_precision", "load_calibration",
            "paper_prior", "runtime_minutes", "state_shares"]
@@ -77,6 +79,8 @@ __all__ = ["CALIBRATION_FORMAT", "DEFAULT_GPU", "DEFAULT_THROUGHPUT", "GPU_RULES
 CALIBRATION_FORMAT = "robustarch.gpu-calibration/1"
 # The rules that run on a GPU; the others (downloads, merges, tables) cost no GPU time.
 GPU_RULES = ("train", "evaluate", "evaluate_corruptions", "analyse_model")
+# evaluation.jobs: per_model's rules, one per training method: evaluate_model_<method>.
+PER_MODEL_EVALUATION = "evaluate_model_"
 
 DEFAULT_GPU = "NVIDIA A100-SXM4-80GB"
 # Achieved FLOP/s (counted FLOPs per second of wall time) assumed until a GPU run calibrates
@@ -273,10 +277,11 @@ class Stage:
 
 def autoattack_stages(settings: AutoAttackSettings, num_classes: int) -> list[Stage]:
     """The stages of ``settings`` with pyautoattack 0.2.0's parameters (its ``_set_version``;
-    ``iterations`` and ``restarts`` as :func:`robustarch.attacks.autoattack` applies them)."""
+    ``iterations``, ``restarts``, ``target_classes`` and ``queries`` as
+    :func:`robustarch.attacks.autoattack` applies them)."""
     iterations = settings.iterations or _AA_ITERATIONS
-    queries = (settings.iterations * _AA_QUERIES_PER_ITERATION if settings.iterations
-               else _AA_ITERATIONS * _AA_QUERIES_PER_ITERATION)
+    queries = settings.queries or (settings.iterations or _AA_ITERATIONS) * (
+        _AA_QUERIES_PER_ITERATION)
     l1 = settings.norm == "l1"
     names, apgd_restarts, fab_restarts, eot = {
         "standard": (("apgd-ce", "apgd-t", "fab-t", "square"), 5 if l1 else 1, 1, 1),
@@ -285,7 +290,8 @@ def autoattack_stages(settings: AutoAttackSettings, num_classes: int) -> list[St
         "custom": (settings.components or (), 5, 5, 1),
     }[settings.version]
     apgd_restarts = settings.restarts or apgd_restarts
-    targets = min(5 if l1 and settings.version == "standard" else 9, num_classes - 1)
+    targets = min(settings.target_classes
+                  or (5 if l1 and settings.version == "standard" else 9), num_classes - 1)
     # Setup: the attack's own clean forward, and the driver's clean check and final
     # prediction of each batch (robustarch.attacks.autoattack runs one stage per call).
     stages = {
@@ -480,6 +486,14 @@ class CostModel:
         flops = self._autoattack_flops(settings, count, n, outlook, dataset, arch, method)
         return self._job(flops, arch, precision, evaluation=True, resumable=True)
 
+    def evaluate_model(self, dataset: str, arch: str, method: str) -> JobCost:
+        """Every attack of the model in one job (``evaluation.jobs: per_model``), resumable
+        attack by attack."""
+        costs = [self.evaluate(dataset, arch, method, attack)
+                 for attack in evaluated_attacks(self.config["run"], method)]
+        flops = sum(c.flops for c in costs)
+        return JobCost(flops, flops / sum(c.seconds for c in costs), resumable=True)
+
     def _autoattack_flops(self, settings: AutoAttackSettings, count: FlopCount, n: int,
                           outlook: Outlook, dataset: str, arch: str, method: str) -> float:
         stages = autoattack_stages(settings, self.config["datasets"][dataset]["num_classes"])
@@ -514,9 +528,11 @@ class CostModel:
 
     def job(self, rule: str, wildcards: Mapping[str, str]) -> JobCost | None:
         """The cost of a job of ``rule``, None for a rule that uses no GPU."""
+        w = dict(wildcards)
+        if rule.startswith(PER_MODEL_EVALUATION):
+            return self.evaluate_model(w["dataset"], w["arch"], w["method"])
         if rule not in GPU_RULES:
             return None
-        w = dict(wildcards)
         model = (w["dataset"], w["arch"], w["method"])
         if rule == "evaluate":
             return self.evaluate(*model, w["attack"])
