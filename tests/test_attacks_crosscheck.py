@@ -222,6 +222,44 @@ def test_autoattack_matches_direct_pyautoattack(trained, small_autoattack, kw):
     assert 0 < rob < 1
 
 
+def test_autoattack_runs_the_model_checks_once(trained, small_autoattack, monkeypatch):
+    """pyautoattack checks the model on every call; the staged run (one call per stage and
+    batch) lets only its first call check, and leaves pyautoattack's module as it was."""
+    import pyautoattack.autoattack as module
+    from pyautoattack import checks
+
+    model, x, y, _ = trained
+    calls = {"n": 0}
+    real = checks.check_randomized
+
+    def counted(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(checks, "check_randomized", counted)
+    autoattack(model, x[:AA_N], y[:AA_N], norm="Linf", eps=0.06, batch_size=AA_BATCH, seed=0)
+    assert calls["n"] == 1
+    assert module.checks is checks
+
+
+def test_autoattack_budgets_reach_pyautoattack(trained):
+    """The demo's reduced budgets: iterations, restarts, target classes, Square's queries."""
+    pytest.importorskip("pyautoattack")
+    from robustarch.attacks.autoattack import _adversary
+
+    model = trained[0]
+    adversary = _adversary(model, norm="Linf", eps=0.03, version="standard", attacks=None,
+                           seed=0, device=torch.device("cpu"), n_iter=2, n_restarts=1,
+                           n_target_classes=3, n_queries=20)
+    assert adversary.apgd.n_iter == adversary.apgd_targeted.n_iter == adversary.fab.n_iter == 2
+    assert adversary.apgd_targeted.n_target_classes == adversary.fab.n_target_classes == 3
+    assert adversary.square.n_queries == 20 and adversary.apgd.n_restarts == 1
+    default = _adversary(model, norm="Linf", eps=0.03, version="standard", attacks=None, seed=0,
+                         device=torch.device("cpu"), n_iter=2, n_restarts=None,
+                         n_target_classes=None, n_queries=None)
+    assert default.fab.n_target_classes == 9 and default.square.n_queries == 100
+
+
 def test_autoattack_resumes_after_interruption(trained, small_autoattack, tmp_path, monkeypatch):
     """Preempted during the second stage (after its first batch), a resumed run continues from
     the state file and gives exactly the per-sample predictions of an uninterrupted run."""

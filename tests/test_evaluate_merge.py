@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -176,3 +179,13 @@ def test_paper_algorithms_evaluate_as_the_library_attacks_compute(trained, digit
                                 step_size=0.075 * eps, generator=generator,
                                 return_predictions=True)
         assert frame["prediction"].tolist() == expected.tolist()
+
+
+def test_merging_imports_no_torch():
+    """Rule merge_outcomes runs once per model: without torch its job starts in a second less."""
+    code = ("import sys, robustarch.evaluate.merge, robustarch.workflow; "
+            "print('torch imported:', 'torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "torch imported: False" in result.stdout

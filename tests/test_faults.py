@@ -409,6 +409,66 @@ def test_autoattack_killed_midway_resumes_from_its_state(tmp_path, splits, refer
     assert not state_path.parent.exists()  # a finished evaluation drops its state
 
 
+def test_per_model_evaluation_killed_between_attacks_keeps_the_finished_ones(
+        tmp_path, splits, reference, monkeypatch):
+    """evaluation.jobs: per_model: a job stopped in its second attack reruns only that one;
+    its outputs equal the per_attack jobs' and a retrained model starts over."""
+    from robustarch.evaluate import jobs as eval_jobs
+    from robustarch.settings import (
+        CleanSettings,
+        EvaluationSettings,
+        PGDAlgorithm,
+        PGDSettings,
+    )
+
+    model_file = tmp_path / "model.pt"
+    save_trained_model(model_file, reference, SETTINGS)
+    attacks = {"clean": CleanSettings(), "pgd_linf": PGDSettings(
+        name="pgd_linf", norm="linf", eps=8 / 255, steps=3, step_size=2 / 255,
+        random_start=True, early_stop=False, algorithm=PGDAlgorithm.ROBUSTARCH)}
+    evaluation = EvaluationSettings(batch_size=16, num_samples=None, seed=0, bf16=False,
+                                    fold_batchnorm=True)
+    outputs = {name: tmp_path / "results" / f"{name}.parquet" for name in attacks}
+    state_dir = tmp_path / "checkpoints" / "model"
+    job = dict(model=model_file, test=splits / "test.pt", attacks=attacks,
+               evaluation=evaluation, outcomes=outputs, state_dir=state_dir)
+    real, evaluated = eval_jobs.evaluate_attack, []
+
+    def stopped_in_pgd(model, x, y, settings, **kwargs):
+        evaluated.append(settings.name)
+        if settings.name == "pgd_linf" and len(evaluated) == 2:
+            raise KeyboardInterrupt  # as a kill in the middle of the attack
+        return real(model, x, y, settings, **kwargs)
+
+    monkeypatch.setattr(eval_jobs, "evaluate_attack", stopped_in_pgd)
+    with pytest.raises(KeyboardInterrupt):
+        eval_jobs.run_model_attacks_job(**job, log=lambda _m: None)
+    assert not any(path.exists() for path in outputs.values())
+    assert _listing(state_dir) == ["clean.outcomes.json", "clean.outcomes.parquet"]
+
+    messages = []
+    eval_jobs.run_model_attacks_job(**job, log=messages.append)
+    assert evaluated == ["clean", "pgd_linf", "pgd_linf"]  # clean was not evaluated again
+    assert any(m.startswith("clean: finished before") for m in messages)
+    assert not state_dir.exists()  # every output written: the kept attacks are dropped
+    for name, settings in attacks.items():  # as the per_attack job writes them
+        single = tmp_path / "single" / f"{name}.parquet"
+        eval_jobs.run_attack_job(model=model_file, test=splits / "test.pt", attack=settings,
+                                 evaluation=evaluation, outcomes=single,
+                                 state_path=tmp_path / "single" / f"{name}.state",
+                                 log=lambda _m: None)
+        pd.testing.assert_frame_equal(pd.read_parquet(outputs[name]), pd.read_parquet(single),
+                                      check_exact=True)
+
+    # A finished attack kept for another model file (retrained since) is evaluated again.
+    evaluated.clear()
+    with pytest.raises(KeyboardInterrupt):
+        eval_jobs.run_model_attacks_job(**job, log=lambda _m: None)
+    save_trained_model(model_file, reference, dataclasses.replace(SETTINGS, epochs=EPOCHS + 1))
+    eval_jobs.run_model_attacks_job(**job, log=lambda _m: None)
+    assert evaluated == ["clean", "pgd_linf", "clean", "pgd_linf"]
+
+
 class _Marker:
     """Unpickling this creates a file: proof of whether loading ran code from the file."""
 

@@ -30,6 +30,8 @@ CLUSTER = REPO / "cluster" / "local-slurm.sh"
 PROFILE = REPO / "profiles" / "slurm" / "profile.yaml"
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "rules", "workflow", "envs", "profiles"]
 GPU_RULES = {"train", "evaluate", "evaluate_corruptions", "analyse_model"}
+# evaluation.jobs: per_model's rules, one per training method
+PER_MODEL_RULES = {f"evaluate_model_{m}" for m in ("vanilla", "pgd_linf", "trades", "pgd_linf_l1")}
 PROFILE_ENV = [v for v in os.environ if v.startswith("ROBUSTARCH_SLURM_")]
 
 # A small target: a tiny ResNet on digits, PGD-linf trained, evaluated clean and under PGD.
@@ -88,7 +90,7 @@ def test_profile_defaults(monkeypatch):
     # No account and no CPU partition: the plugin guesses the one, SLURM picks the other.
     assert "slurm_account" not in profile["default-resources"]
     assert "slurm_partition" not in profile["default-resources"]
-    for rule in GPU_RULES:
+    for rule in GPU_RULES | PER_MODEL_RULES:
         job = profile["set-resources"][rule]
         assert job["gpu"] == 1 and job["slurm_partition"] == "'gpu'"
         assert "gpu_model" not in job
@@ -104,7 +106,7 @@ def test_profile_follows_the_environment(monkeypatch):
                       ROBUSTARCH_SLURM_GPU_MODEL="a100", ROBUSTARCH_SLURM_GPUS="2")
     assert profile["default-resources"]["slurm_partition"] == "'short'"
     assert profile["default-resources"]["slurm_account"] == "'proj1'"
-    for rule in GPU_RULES:
+    for rule in GPU_RULES | PER_MODEL_RULES:
         job = profile["set-resources"][rule]
         assert (job["slurm_partition"], job["gpu"], job["gpu_model"]) == ("'a100q'", 2, "'a100'")
 

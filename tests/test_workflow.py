@@ -53,18 +53,28 @@ def _attacks(config, dataset, arch, method):
     """A model's attacks: its method's, and the strong protocol's for every adversarially
     trained model."""
     run = config["run"]
-    base = method.split("-")[0] if method.startswith("pgd_linf_l1-") else method
-    attacks = set(run["attacks"].get(base, []))
+    attacks = set(run["attacks"].get(_base(method), []))
     if method != "vanilla":
         attacks |= set(run.get("strong_attacks", []))
     return attacks
 
 
+def _base(method):
+    return "pgd_linf_l1" if method.startswith("pgd_linf_l1-") else method
+
+
 def _expected(config, models):
-    """Job counts of training, evaluating and merging ``models`` ((dataset, arch, method))."""
+    """Job counts of training, evaluating and merging ``models`` ((dataset, arch, method)):
+    one evaluation job per model and attack, or with ``evaluation.jobs: per_model`` one per
+    model, of the rule of its method."""
     models = set(models)
-    return {"train": len(models), "merge_outcomes": len(models),
-            "evaluate": sum(1 + len(_attacks(config, *model)) for model in models)}
+    counts = {"train": len(models), "merge_outcomes": len(models)}
+    if config.get("evaluation", {}).get("jobs") == "per_model":
+        for _, _, method in models:
+            rule = f"evaluate_model_{_base(method)}"
+            counts[rule] = counts.get(rule, 0) + 1
+        return counts
+    return {**counts, "evaluate": sum(1 + len(_attacks(config, *model)) for model in models)}
 
 
 def _table1_models(config, datasets=None):
@@ -132,8 +142,8 @@ def test_each_study_output_plans_exactly_its_jobs(tmp_path, output, profile):
     report_rule = "figure3_l1_penalty" if study == "l1_penalty" else "study_table"
     assert counts[report_rule] == 1
     data_rules = {"prepare_dataset"} | ({"download_archive"} if profile == "paper" else set())
-    assert set(counts) == {"train", "evaluate", "merge_outcomes", report_rule, "total",
-                           *data_rules}
+    assert set(counts) == {*_expected(config, _study_models(config, study)), report_rule,
+                           "total", *data_rules}
 
 
 def test_paper_config_plans_every_table_and_figure(tmp_path):
@@ -208,7 +218,9 @@ def test_plan_bills_exactly_the_jobs_a_dry_run_would_run(tmp_path, profile):
     rows = list(zip(frame["rule"], frame["wildcards"], strict=True))
     assert len(rows) == len(set(rows)) and set(rows) == set(jobs)
     gpu = frame[frame["gpu"]]
-    assert set(gpu["rule"]) == {"train", "evaluate", "evaluate_corruptions", "analyse_model"}
+    evaluation = ({"evaluate"} if profile == "paper" else {  # the demo's: evaluation.jobs per_model
+        f"evaluate_model_{m}" for m in ("vanilla", "pgd_linf", "trades", "pgd_linf_l1")})
+    assert set(gpu["rule"]) == {"train", "evaluate_corruptions", "analyse_model", *evaluation}
     assert (gpu["flops"] > 0).all() and (gpu["gpu_hours"] > 0).all()
     for row in gpu.itertuples():
         assert int(jobs[(row.rule, row.wildcards)]["runtime"]) == int(row.runtime_min), row

@@ -1,6 +1,6 @@
 """Per-attack accuracy and the sample-wise worst case of one model (rule merge_outcomes)."""
 
-from robustarch.evaluate.jobs import run_merge_job
+from robustarch.evaluate.merge import run_merge_job
 from robustarch.workflow import setup_job
 
 run_merge_job(outcome_files=dict(snakemake.input.items()),

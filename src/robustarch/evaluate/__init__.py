@@ -13,9 +13,19 @@ The typed API a user calls from Python (RobustBench style)::
     outcomes = evaluate_attack(model, x, y, attack_settings(config, "pgd_linf", "cifar10"))
 """
 
-from .attack import OUTCOME_COLUMNS, evaluate_attack, write_outcomes
-from .loading import load_trained_model, prepare_for_evaluation
-from .merge import MisalignedOutcomesError, summarize
 
-__all__ = ["OUTCOME_COLUMNS", "MisalignedOutcomesError", "evaluate_attack",
-           "load_trained_model", "prepare_for_evaluation", "summarize", "write_outcomes"]
+import importlib
+
+# Imported on first use, so that a job importing only robustarch.evaluate.merge (rule
+# merge_outcomes, run once per model) does not pay for torch.
+_EXPORTS = {"OUTCOME_COLUMNS": "attack", "evaluate_attack": "attack", "write_outcomes": "attack",
+            "load_trained_model": "loading", "prepare_for_evaluation": "loading",
+            "MisalignedOutcomesError": "merge", "summarize": "merge"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

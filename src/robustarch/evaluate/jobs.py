@@ -1,6 +1,7 @@
-"""The evaluation jobs: one model under one attack (rule ``evaluate``), under every corruption
-(rule ``evaluate_corruptions``), and the merge of a model's outcomes (rule
-``merge_outcomes``)."""
+"""The evaluation jobs: one model under one attack (rule ``evaluate``), under every attack of its
+method (rules ``evaluate_model_<method>``) and under every corruption (rule
+``evaluate_corruptions``). The merge of a model's outcomes (rule ``merge_outcomes``) is
+:func:`robustarch.evaluate.merge.run_merge_job`, which needs no torch."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ from .corruption_accuracy import (
     write_corruption_outcomes,
 )
 from .loading import load_trained_model
-from .merge import read_outcomes, summarize
 
 
 def run_attack_job(*, model: str | Path, test: str | Path, attack: AttackSettings,
@@ -144,15 +144,3 @@ def run_corruption_job(*, model: str | Path, corruption_files: Sequence[str | Pa
     write_corruption_outcomes(frame, outcomes)
     discard_corruption_state(state_dir)
     log(f"mean corruption accuracy: {frame['correct'].mean():.4f}")
-
-
-def run_merge_job(*, outcome_files: Mapping[str, str | Path], worst_case: Sequence[str],
-                  model: Mapping[str, str], summary: str | Path,
-                  log: Callable[[str], None]) -> None:
-    """Write ``summary.json``: accuracy per attack and the sample-wise worst case. ``model``
-    holds the dataset, arch and method it belongs to."""
-    paths = dict(outcome_files)
-    result = summarize(read_outcomes(paths), worst_case, sources=paths)
-    write_json({"dataset": model["dataset"], "arch": model["arch"], "method": model["method"],
-                **result}, summary)
-    log(f"{result}")
