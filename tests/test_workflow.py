@@ -335,9 +335,9 @@ def test_end_to_end_on_digits(tmp_path):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-@pytest.mark.slow
-def test_studies_end_to_end_on_digits(tmp_path):
-    work = _workdir(tmp_path)
+def tiny_studies_run() -> dict:
+    """The tiny run with studies, Table 4 and the analyses on digits (tests/test_report_html.py
+    adds the rest)."""
     config = yaml.safe_load(yaml.safe_dump(TINY_RUN))
     config["run"]["attacks"].update(trades=["pgd_linf"], pgd_linf_l1=["pgd_linf"])
     config["studies"] = {
@@ -354,7 +354,13 @@ def test_studies_end_to_end_on_digits(tmp_path):
         "landscape": {"figure4": ["resnet"], "grid": 3, "samples": 16, "batch_size": 16},
         "lipschitz": {"steps": 2, "samples": 16, "batch_size": 16},
     }
-    (work / "tiny.yaml").write_text(yaml.safe_dump(config))
+    return config
+
+
+@pytest.mark.slow
+def test_studies_end_to_end_on_digits(tmp_path):
+    work = _workdir(tmp_path)
+    (work / "tiny.yaml").write_text(yaml.safe_dump(tiny_studies_run()))
     targets = ["results/table3.tex", "results/table_trades.tex",
                "results/figures/figure3_l1_penalty.pdf", "results/table4.tex",
                "results/table_analysis.tex", "results/figures/figure1_sparsity.pdf",
