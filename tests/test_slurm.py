@@ -44,7 +44,9 @@ TEST_CONFIG = {
     "attacks": {"pgd_linf": {"steps": 3}},
     "evaluation": {"num_samples": 100},
 }
-TARGET_JOBS = {"prepare_dataset": 1, "train": 1, "evaluate": 2, "merge_outcomes": 1}
+# The demo profile's evaluation.jobs: per_model: one job evaluates clean and PGD.
+TARGET_JOBS = {"prepare_dataset": 1, "train": 1, "evaluate_model_pgd_linf": 1,
+               "merge_outcomes": 1}
 
 
 def _copy_workflow(dest: Path) -> Path:
