@@ -27,10 +27,10 @@ from robustarch.data.corruption_files import (
 )
 from robustarch.evaluate.corruption_accuracy import (
     COLUMNS,
-    discard_corruption_state,
     evaluate_corruptions,
     write_corruption_outcomes,
 )
+from robustarch.evaluate.kept_results import discard_kept
 from robustarch.report.paper import with_paper_table4
 from robustarch.report.table4 import (
     collect_table4,
@@ -271,7 +271,7 @@ def test_interrupted_evaluation_resumes_to_the_same_frame(tmp_path, corruption_f
     evaluate_corruptions(other, corruption_files, [1, 3, 5], state_dir=state,
                          state_key={"model_md5": "def"}, log=lambda m: None)
     assert other.seen == 3 * 3 * 12
-    discard_corruption_state(state)
+    discard_kept(state)
     assert not state.parent.exists()
 
 

@@ -444,7 +444,7 @@ def test_per_model_evaluation_killed_between_attacks_keeps_the_finished_ones(
     with pytest.raises(KeyboardInterrupt):
         eval_jobs.run_model_attacks_job(**job, log=lambda _m: None)
     assert not any(path.exists() for path in outputs.values())
-    assert _listing(state_dir) == ["clean.outcomes.json", "clean.outcomes.parquet"]
+    assert _listing(state_dir) == ["outcomes", "outcomes/clean.parquet", "outcomes/key.json"]
 
     messages = []
     eval_jobs.run_model_attacks_job(**job, log=messages.append)
@@ -460,7 +460,7 @@ def test_per_model_evaluation_killed_between_attacks_keeps_the_finished_ones(
         pd.testing.assert_frame_equal(pd.read_parquet(outputs[name]), pd.read_parquet(single),
                                       check_exact=True)
 
-    # A finished attack kept for another model file (retrained since) is evaluated again.
+    # An attack kept for another model file (retrained since) is evaluated again.
     evaluated.clear()
     with pytest.raises(KeyboardInterrupt):
         eval_jobs.run_model_attacks_job(**job, log=lambda _m: None)

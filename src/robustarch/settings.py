@@ -252,13 +252,12 @@ METHOD_PATTERNS = {Method.VANILLA: "vanilla", Method.PGD_LINF: "pgd_linf",
 
 
 def evaluated_attacks(run: Mapping[str, Any], method: Method | str) -> list[str]:
-    """The attacks a model trained with ``method`` (a base method or a method's name) is
+    """The attacks a model trained with ``method`` (a base method, or a method's name) is
     evaluated under, clean first: its base method's entry of ``run.attacks`` (every
     pgd_linf_l1-<λ> shares the pgd_linf_l1 entry), then, for every adversarially trained
     model, the strong protocol's, so that each of the paper's findings can be checked under
     both protocols."""
-    base = method if isinstance(method, Method) else (
-        Method(method) if method == Method.PGD_LINF_L1 else parse_method(method)[0])
+    base = method if isinstance(method, Method) else parse_method(method)[0]
     attacks = ["clean"] + list(run["attacks"].get(base, []))
     if base.adversarial:
         attacks += [a for a in run["strong_attacks"] if a not in attacks]

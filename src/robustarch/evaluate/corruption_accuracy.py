@@ -8,9 +8,6 @@ atomically into a state folder and skipped when the job runs again.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,42 +16,13 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..atomic import write_parquet, write_text
+from ..atomic import write_parquet
 from ..data.corruption_files import load_corruption
-from ..errors import describe_error
 from ..settings import CleanSettings
 from .attack import evaluate_attack
+from .kept_results import load_kept, open_kept
 
 COLUMNS = ["corruption", "severity", "index", "label", "prediction", "correct"]
-_KEY_FILE = "key.json"
-
-
-def _open_state(state_dir: Path, key: Mapping[str, Any]) -> None:
-    """Keep the state folder's partial results only if they were made with ``key`` (same
-    model file, severities, samples); otherwise start afresh."""
-    key_file = state_dir / _KEY_FILE
-    wanted = json.dumps(dict(key), sort_keys=True)
-    try:
-        current = key_file.read_text()
-    except OSError:
-        current = None
-    if current != wanted:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        write_text(wanted, key_file)
-
-
-def _load_partial(path: Path, log: Callable[[str], None]) -> pd.DataFrame | None:
-    if not path.exists():
-        return None
-    try:
-        return pd.read_parquet(path)
-    except Exception as exc:  # a damaged partial result costs one corruption, not the run
-        log(f"WARNING: {path} is unreadable ({describe_error(exc)}); evaluating it again")
-        path.unlink(missing_ok=True)
-        return None
-
-
 def _evaluate_file(model: nn.Module, data: Mapping[str, Any], severities: Sequence[int],
                         *, batch_size: int = 500, num_samples: int | None = None,
                         device: str | torch.device | None = None) -> pd.DataFrame:
@@ -100,17 +68,17 @@ def evaluate_corruptions(
 
     With ``state_dir``, each finished corruption is written there (then ``on_saved(name)``
     is called) and reused by a later call with the same ``state_key``; remove the folder with
-    :func:`discard_corruption_state` once the result is safely written.
+    :func:`robustarch.evaluate.kept_results.discard_kept` once the result is safely written.
     """
     severities = [int(s) for s in severities]
     state = None if state_dir is None else Path(state_dir)
     if state is not None:
-        _open_state(state, {**(state_key or {}), "severities": severities,
+        open_kept(state, {**(state_key or {}), "severities": severities,
                             "num_samples": num_samples, "corruptions": list(files)})
     parts = []
     for corruption, path in files.items():
         partial = None if state is None else state / f"{corruption}.parquet"
-        frame = None if partial is None else _load_partial(partial, log)
+        frame = None if partial is None else load_kept(partial, log)
         if frame is not None:
             log(f"{corruption}: reusing {partial}")
         else:
@@ -129,14 +97,6 @@ def evaluate_corruptions(
     if not parts:
         return pd.DataFrame({c: [] for c in COLUMNS})
     return pd.concat(parts, ignore_index=True)[COLUMNS]
-
-
-def discard_corruption_state(state_dir: str | Path) -> None:
-    """Remove a finished evaluation's state folder, and the model's once empty."""
-    state_dir = Path(state_dir)
-    shutil.rmtree(state_dir, ignore_errors=True)
-    with contextlib.suppress(OSError):  # not empty: another job of the model still uses it
-        state_dir.parent.rmdir()
 
 
 def write_corruption_outcomes(frame: pd.DataFrame, path: str | Path) -> None:

@@ -10,9 +10,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-import pandas as pd
-
-from ..atomic import write_json
 from ..data.corruption_files import load_corruption
 from ..data.download import md5sum
 from ..data.splits import load_split
@@ -20,11 +17,8 @@ from ..runtime import select_device
 from ..settings import AttackSettings, CleanSettings, EvaluationSettings
 from .attack import discard_state, evaluate_attack, write_outcomes
 from .batch_size import eval_batch_size
-from .corruption_accuracy import (
-    discard_corruption_state,
-    evaluate_corruptions,
-    write_corruption_outcomes,
-)
+from .corruption_accuracy import evaluate_corruptions, write_corruption_outcomes
+from .kept_results import discard_kept, load_kept, open_kept
 from .loading import load_trained_model
 
 
@@ -45,37 +39,33 @@ def run_model_attacks_job(*, model: str | Path, test: str | Path,
                           log: Callable[[str], None]) -> None:
     """Write one row per test sample of ``model`` under each of ``attacks`` to its path in
     ``outcomes`` (config ``evaluation.jobs: per_model``: the model and its test split load
-    once). Each finished attack's outcomes wait in ``state_dir`` until every attack is done,
-    keyed by the attack's and the evaluation's settings and the model file's md5: a killed job
-    resumes at the attack it was in (AutoAttack at its batch), and a retrained model or a
-    changed attack starts that attack over."""
+    once). Each finished attack's outcomes wait in ``state_dir``/outcomes until every attack
+    is done (:mod:`.kept_results`, keyed by the model file's md5 and the settings): a killed
+    job resumes at the attack it was in (AutoAttack at its batch); a retrained model or
+    changed settings start over."""
     if set(attacks) != set(outcomes):
         raise ValueError(f"attacks {sorted(attacks)} and outcome files {sorted(outcomes)} "
                          "name different attacks")
     device = select_device()
     net, meta, x, y = _model_and_test(model, test, evaluation, device)
     state_dir = Path(state_dir)
-    model_md5 = md5sum(model)
+    kept = state_dir / "outcomes"  # AutoAttack's states stay where per_attack jobs keep them
+    open_kept(kept, {"model_md5": md5sum(model), "evaluation": _plain(evaluation),
+                     "attacks": {name: _plain(attack) for name, attack in attacks.items()}})
     frames = {}
     for name, attack in attacks.items():
-        finished = state_dir / f"{name}.outcomes.parquet"
-        key = {"attack": _plain(attack), "evaluation": _plain(evaluation),
-               "model_md5": model_md5}
-        frames[name] = _finished_outcomes(finished, key)
+        frames[name] = load_kept(kept / f"{name}.parquet", log)
         if frames[name] is None:
             frames[name] = _attack_outcomes(net, meta, x, y, attack, evaluation, device,
                                             state_dir / f"{name}.state", log)
-            write_outcomes(frames[name], finished)
-            write_json(key, finished.with_suffix(".json"))
+            write_outcomes(frames[name], kept / f"{name}.parquet")
         else:
-            log(f"{name}: finished before, read from {finished}")
+            log(f"{name}: finished before, read from {kept / f'{name}.parquet'}")
     for name, frame in frames.items():
         write_outcomes(frame, outcomes[name])
     for name in attacks:  # only once every output is written
-        finished = state_dir / f"{name}.outcomes.parquet"
-        finished.with_suffix(".json").unlink(missing_ok=True)
-        discard_state(finished)
         discard_state(state_dir / f"{name}.state")
+    discard_kept(kept)
 
 
 def _model_and_test(model: str | Path, test: str | Path, evaluation: EvaluationSettings,
@@ -105,19 +95,6 @@ def _plain(settings) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(settings), default=str))
 
 
-def _finished_outcomes(path: Path, key: Mapping) -> pd.DataFrame | None:
-    """The outcomes a previous run of this job finished, if their key matches."""
-    key_path = path.with_suffix(".json")
-    if not (path.exists() and key_path.exists()):
-        return None
-    try:
-        if json.loads(key_path.read_text()) != key:
-            return None
-        return pd.read_parquet(path)
-    except (OSError, ValueError):  # unreadable: evaluate again
-        return None
-
-
 def run_corruption_job(*, model: str | Path, corruption_files: Sequence[str | Path],
                        corruptions: Sequence[str], severities: Sequence[int],
                        evaluation: EvaluationSettings, outcomes: str | Path,
@@ -142,5 +119,5 @@ def run_corruption_job(*, model: str | Path, corruption_files: Sequence[str | Pa
         state_key={"model_md5": md5sum(model)}, log=log,
     )
     write_corruption_outcomes(frame, outcomes)
-    discard_corruption_state(state_dir)
+    discard_kept(state_dir)
     log(f"mean corruption accuracy: {frame['correct'].mean():.4f}")
